@@ -1,0 +1,141 @@
+"""Checkpoints: plain containers of tensors, saved atomically, loaded with ``weights_only``.
+
+A checkpoint is a dict with ``format_version``, ``versions`` (charlm, torch, python),
+``config`` (the resolved :class:`~charlm.config.RunConfig` as a dict), ``vocab`` (the
+characters as one string), ``model`` and ``optimizer`` state dicts, and ``state`` (step,
+epoch, position in the epoch, elapsed seconds, best and last val loss in nats/char). Nothing in
+it needs unpickling of arbitrary classes, so ``torch.load(path, weights_only=True)`` reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import re
+import warnings
+import secrets
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from charlm import __version__
+from charlm.errors import CharLMError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+BEST, LAST = "best.pt", "last.pt"
+
+
+class CheckpointError(CharLMError):
+    """A checkpoint is missing, unreadable, corrupt, or of an unknown format."""
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded in every checkpoint."""
+    return {"charlm": __version__, "torch": str(torch.__version__),
+            "python": platform.python_version()}
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
+    """Write ``payload`` to ``path`` atomically: temp file in the same folder, fsync, replace.
+
+    A crash at any moment leaves either the previous file or the new one, never a torn file.
+
+    Raises:
+        CheckpointError: if the folder cannot be written.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # open(..., "xb") rather than mkstemp: the file gets the umask's usual mode, not 0600
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            with open(tmp, "xb") as fh:
+                torch.save(payload, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
+                    ) -> dict[str, Any]:
+    """Read a checkpoint safely (``weights_only=True``) onto ``map_location``.
+
+    Raises:
+        CheckpointError: one line naming the file, if it is missing, not a checkpoint,
+            truncated or corrupt, or of an unknown format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file at {path}")
+    try:
+        with warnings.catch_warnings():  # torch warns about the protocol of foreign pickles
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for bad files; all mean the same here
+        raise CheckpointError(f"{path} is not a readable charlm checkpoint "
+                              f"({_reason(exc)})") from None
+    if not isinstance(ckpt, dict) or "format_version" not in ckpt:
+        raise CheckpointError(f"{path} is not a charlm checkpoint (no format_version)")
+    if ckpt["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format {ckpt['format_version']}; this "
+                              f"charlm ({__version__}) reads format {FORMAT_VERSION}")
+    return ckpt
+
+
+def _reason(exc: Exception) -> str:
+    """One line on why torch.load failed."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        glob = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f" ({glob.group(1)})" if glob else ""
+        return (f"refused: it holds pickled Python objects{what} rather than tensors, and "
+                f"loading them could run code")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else 'truncated or empty file'}"
+
+
+def find_checkpoint(target: str | Path | None, checkpoint_dir: str | Path = "checkpoints"
+                    ) -> Path:
+    """Resolve what the user named to one checkpoint file.
+
+    Args:
+        target: a checkpoint file; a run folder (its best.pt, else last.pt); or None for the
+            best checkpoint of the newest run under ``checkpoint_dir``.
+        checkpoint_dir: the parent of run folders.
+    Raises:
+        CheckpointError: if nothing matches, saying where it looked.
+    """
+    if target is None:
+        root = Path(checkpoint_dir)
+        runs = [p for p in root.glob("*/") if _pick(p)] if root.is_dir() else []
+        if not runs:
+            raise CheckpointError(f"no runs with checkpoints under {root}/; train one with "
+                                  f"'charlm train' or name a checkpoint file")
+        return _pick(max(runs, key=lambda p: _pick(p).stat().st_mtime))
+    path = Path(target)
+    if path.is_dir():
+        found = _pick(path)
+        if found is None:
+            raise CheckpointError(f"run folder {path} holds no {BEST} or {LAST}")
+        return found
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    return path
+
+
+def _pick(run_dir: Path) -> Path | None:
+    """best.pt of a run folder, else last.pt, else None."""
+    for name in (BEST, LAST):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    return None

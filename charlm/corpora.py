@@ -1,0 +1,197 @@
+"""Corpus sources: a text file, a directory of text files, or a named corpus.
+
+Named corpora:
+
+* ``pystdlib`` -- the running interpreter's own standard-library ``.py`` sources (no
+  site-packages, no test folders), concatenated in sorted path order: about 12 MB of real text
+  that is present offline on every machine with Python.
+* ``tinyshakespeare`` -- Karpathy's char-rnn corpus (1,115,394 characters), read from
+  ``<data_dir>/tinyshakespeare/input.txt``; when missing it is downloaded once and verified by
+  its sha256.
+
+Text policy (the same for training, evaluation and priming): files are decoded with an explicit
+encoding (UTF-8 by default, never the locale's), a UTF-8 byte-order mark is stripped, and CRLF
+and lone CR line endings become LF.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sysconfig
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from charlm.errors import CharLMError
+
+logger = logging.getLogger(__name__)
+
+TINYSHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/"
+                       "data/tinyshakespeare/input.txt")
+TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+NAMED_CORPORA = ("pystdlib", "tinyshakespeare")
+_SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
+
+
+class DataError(CharLMError):
+    """A corpus cannot be found, read or decoded; the message names the file and the fix."""
+
+
+def normalize_newlines(text: str) -> str:
+    """CRLF and lone CR become LF (the documented line-ending policy)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def decode_bytes(raw: bytes, name: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Decode a file's bytes with the text policy above.
+
+    Raises:
+        DataError: for UTF-16/32 text read as UTF-8, or bytes invalid in ``encoding`` (naming the
+            file, the byte offset and the byte value).
+    """
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    if utf8 and (raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw[:200].count(b"\x00") > 20):
+        kind = "UTF-16 (byte-order mark)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else \
+            "UTF-16 or binary (many NUL bytes)"
+        raise DataError(f"{name} looks like {kind}, not UTF-8; convert it "
+                        f"(iconv -f UTF-16 -t UTF-8) or pass --set data.encoding=utf-16")
+    if utf8:
+        encoding = "utf-8-sig"  # strips a UTF-8 byte-order mark
+    try:
+        text = raw.decode(encoding, errors=errors)
+    except LookupError:
+        raise DataError(f"unknown text encoding '{encoding}' (data.encoding)") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name} is not valid {exc.encoding}: byte 0x{raw[exc.start]:02x} at "
+                        f"byte offset {exc.start}; pass --set data.encoding=NAME if the file "
+                        f"uses another encoding, or --set data.errors=replace to substitute "
+                        f"U+FFFD") from None
+    return normalize_newlines(text)
+
+
+def read_text_file(path: Path, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Read one text file under the text policy.
+
+    Raises:
+        DataError: if it cannot be read or decoded.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return decode_bytes(raw, str(path), encoding, errors)
+
+
+def _is_binary(path: Path) -> bool:
+    """True for files whose first 8 KiB hold a NUL byte (images, archives, bytecode)."""
+    with path.open("rb") as fh:
+        return b"\x00" in fh.read(8192)
+
+
+def text_files(root: Path) -> list[Path]:
+    """Non-hidden, non-binary files under ``root``, recursively, in sorted path order."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if not name.startswith(".") and path.is_file() and not _is_binary(path):
+                found.append(path)
+    return sorted(found)
+
+
+def pystdlib_files() -> list[Path]:
+    """The running interpreter's standard-library ``.py`` files, sorted, without tests."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
+        found.extend(Path(dirpath) / n for n in filenames if n.endswith(".py"))
+    if not found:
+        raise DataError(f"no standard-library sources found under {root}; pass --data FILE")
+    return sorted(found)
+
+
+def fetch_verified(url: str, sha256: str, dest: Path, timeout_s: float = 30.0) -> Path:
+    """Download ``url`` to ``dest`` atomically after checking its sha256.
+
+    Raises:
+        DataError: if the download fails or its checksum differs; ``dest`` is then untouched.
+    """
+    logger.info("downloading %s to %s", url, dest)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            payload = resp.read()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataError(f"could not download {url} ({reason}); offline, put the file at "
+                        f"{dest} (sha256 {sha256})") from None
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != sha256:
+        raise DataError(f"download of {url} has sha256 {digest}, expected {sha256}; "
+                        f"nothing was saved; put a verified copy at {dest}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
+        tmp.write(payload)
+    os.replace(tmp.name, dest)
+    return dest
+
+
+def _tinyshakespeare(data_dir: Path) -> Path:
+    """Path of tiny-shakespeare under ``data_dir``, downloading it when missing."""
+    dest = data_dir / "tinyshakespeare" / "input.txt"
+    if not dest.exists():
+        fetch_verified(TINYSHAKESPEARE_URL, TINYSHAKESPEARE_SHA256, dest)
+    return dest
+
+
+def resolve_sources(spec: str, data_dir: str | Path = "data") -> list[Path]:
+    """The files a ``--data`` spec stands for, in reading order.
+
+    Args:
+        spec: a named corpus (see module doc), a text file, or a directory of text files.
+        data_dir: where named corpora that must be downloaded are kept.
+    Raises:
+        DataError: if the spec names nothing, or a directory holds no text files.
+    """
+    if spec == "pystdlib":
+        return pystdlib_files()
+    if spec == "tinyshakespeare":
+        return [_tinyshakespeare(Path(data_dir))]
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = text_files(path)
+        if not files:
+            raise DataError(f"directory {path} holds no text files; --data takes a text file, "
+                            f"a directory of text files, or one of {', '.join(NAMED_CORPORA)}")
+        return files
+    if path.is_file():
+        return [path]
+    raise DataError(f"no such file or directory: '{spec}'; --data takes a text file, a "
+                    f"directory of text files, or one of {', '.join(NAMED_CORPORA)}")
+
+
+def load_text(spec: str, data_dir: str | Path = "data", encoding: str = "utf-8",
+              errors: str = "strict") -> str:
+    """The whole corpus of ``spec`` as one string (files concatenated in order).
+
+    Raises:
+        DataError: if a file is missing or undecodable, or the text is empty or only whitespace.
+    """
+    files = resolve_sources(spec, data_dir)
+    text = "".join(read_text_file(f, encoding, errors) for f in files)
+    if not text.strip():
+        where = files[0] if len(files) == 1 else f"the {len(files)} files of {spec}"
+        raise DataError(f"{where} is empty or only whitespace; give a corpus with text in it")
+    logger.info("corpus %s: %d files, %d characters", spec, len(files), len(text))
+    return text
+
+
+def canonical_spec(spec: str) -> str:
+    """A spec that still names the same corpus from another working directory."""
+    if spec in NAMED_CORPORA:
+        return spec
+    return str(Path(spec).expanduser().resolve())

@@ -1,0 +1,185 @@
+"""Vocabulary, encoding, contiguous splits and the truncated-BPTT batch layout.
+
+Shape legend: B batch (streams), T time steps (``seq_len``), S steps per stream, V vocab size.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from charlm.corpora import DataError
+
+logger = logging.getLogger(__name__)
+
+
+class Vocab:
+    """The sorted set of characters (Unicode code points) of a corpus; id = index.
+
+    A character outside the Basic Multilingual Plane (an emoji, say) is one entry, because
+    Python strings index code points.
+
+    Raises:
+        ValueError: if ``chars`` is empty or not sorted and unique.
+    """
+
+    def __init__(self, chars: str) -> None:
+        if not chars or list(chars) != sorted(set(chars)):
+            raise ValueError("a Vocab needs a non-empty string of sorted, unique characters")
+        self.chars = chars
+        self._codes = np.frombuffer(chars.encode("utf-32-le"), dtype="<u4")
+        self._index = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> "Vocab":
+        """The vocabulary of ``text``: its distinct characters in code-point order."""
+        return cls("".join(sorted(set(text))))
+
+    @property
+    def size(self) -> int:
+        """V, the number of characters."""
+        return len(self.chars)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The most compact unsigned integer type that holds every id."""
+        return np.dtype(np.uint8 if self.size <= 256 else np.uint16 if self.size <= 65536
+                        else np.int32)
+
+    def unknown(self, text: str) -> list[str]:
+        """Sorted characters of ``text`` that are not in the vocabulary."""
+        return sorted(set(text) - set(self._index))
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of ``text`` as a 1-D array of :attr:`dtype`.
+
+        Raises:
+            DataError: listing the characters that are not in the vocabulary.
+        """
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+        ids = np.searchsorted(self._codes, codes)
+        ids_clipped = np.minimum(ids, self.size - 1)
+        if not np.array_equal(self._codes[ids_clipped], codes):
+            missing = self.unknown(text)
+            raise DataError(f"{len(missing)} character(s) not in the model's vocabulary: "
+                            f"{format_chars(missing)}")
+        return ids.astype(self.dtype)
+
+    def decode(self, ids) -> str:
+        """The text of a sequence of ids (ints, an array or a 1-D tensor)."""
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def __contains__(self, char: str) -> bool:
+        return char in self._index
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def format_chars(chars: list[str], limit: int = 20) -> str:
+    """Readable list of characters, e.g. ``'é' (U+00E9), '\\t' (U+0009)``."""
+    shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in chars[:limit])
+    return shown + (f", and {len(chars) - limit} more" if len(chars) > limit else "")
+
+
+def split_ids(ids: np.ndarray, train_frac: float, val_frac: float) -> dict[str, np.ndarray]:
+    """Contiguous train / val / test slices: train first, then val, the rest test.
+
+    Args:
+        ids: (N,) encoded corpus.
+        train_frac: fraction of N in the train split.
+        val_frac: fraction of N in the val split.
+    Returns:
+        ``{'train': (N_train,), 'val': (N_val,), 'test': (N_test,)}`` views of ``ids``.
+    """
+    n = len(ids)
+    a = int(n * train_frac)
+    # cumulative boundary, so 0.9 + 0.1 leaves no stray test character (nanoGPT's split)
+    b = n if train_frac + val_frac >= 1.0 - 1e-9 else int(n * (train_frac + val_frac))
+    return {"train": ids[:a], "val": ids[a:b], "test": ids[b:]}
+
+
+def _device_dtype(dtype: np.dtype) -> np.dtype:
+    """uint8 stays; wider ids are held as int32, which every torch backend indexes."""
+    return dtype if dtype == np.uint8 else np.dtype(np.int32)
+
+
+@dataclass
+class TBPTTBatches:
+    """A split laid out as B contiguous streams for truncated back-propagation through time.
+
+    The N ids give N - 1 (input, target) pairs. They are cut into B streams of S = (N-1) // B
+    consecutive pairs; step j reads columns [jT, (j+1)T) of every stream, so row b of step j+1
+    continues row b of step j and the hidden state can be carried across steps::
+
+        pairs:   |----- stream 0 -----|----- stream 1 -----| ... |-- stream B-1 --|tail|
+        step j:  [ jT : (j+1)T ] of each stream  ->  x, y of shape (B, T)
+
+    The last R = (N-1) - B*S < B pairs (``tail``) continue stream B-1; only evaluation reads
+    them, so it covers every pair exactly once.
+
+    Raises:
+        DataError: if the split has fewer than B + 1 ids (not one pair per stream).
+    """
+
+    ids: np.ndarray
+    batch_size: int
+    seq_len: int
+    device: torch.device | str = "cpu"
+
+    def __post_init__(self) -> None:
+        pairs = len(self.ids) - 1
+        B = self.batch_size
+        if pairs < B:
+            raise DataError(f"a split of {len(self.ids)} characters is too short for "
+                            f"{B} streams; lower the batch size or give more text")
+        self.stream_len = pairs // B  # S
+        data = torch.from_numpy(np.ascontiguousarray(self.ids, _device_dtype(self.ids.dtype)))
+        self._data = data.to(self.device)
+        used = B * self.stream_len
+        self.inputs = self._data[:used].view(B, self.stream_len)       # (B, S)
+        self.targets = self._data[1:used + 1].view(B, self.stream_len)  # (B, S)
+        self.tail_len = pairs - used  # R
+
+    @property
+    def full_chunks(self) -> int:
+        """Steps of exactly T columns in one pass (the train epoch length)."""
+        return self.stream_len // self.seq_len
+
+    @property
+    def all_chunks(self) -> int:
+        """Steps in one pass when the last one may be shorter than T (evaluation)."""
+        return -(-self.stream_len // self.seq_len)
+
+    def chunk(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of step j, each (B, T') int64 with T' <= T."""
+        cols = slice(j * self.seq_len, (j + 1) * self.seq_len)
+        return self.inputs[:, cols].long(), self.targets[:, cols].long()
+
+    def tail(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The R leftover pairs as (1, R) int64 inputs and targets (R may be 0)."""
+        start = self.batch_size * self.stream_len
+        x = self._data[start:start + self.tail_len].long().unsqueeze(0)
+        y = self._data[start + 1:start + 1 + self.tail_len].long().unsqueeze(0)
+        return x, y
+
+    @property
+    def num_pairs(self) -> int:
+        """Targets covered by all chunks plus the tail: N - 1."""
+        return self.batch_size * self.stream_len + self.tail_len
+
+
+def check_trainable(n_train: int, batch_size: int, seq_len: int) -> None:
+    """Refuse a train split that cannot give one full (B, T) step.
+
+    Raises:
+        DataError: with the sizes and what to change.
+    """
+    need = batch_size * seq_len + 1
+    if n_train < need:
+        raise DataError(f"the train split has {n_train} characters but one step of "
+                        f"batch_size {batch_size} x seq_len {seq_len} needs {need}; lower "
+                        f"--batch-size or --seq-len, or give a longer corpus")

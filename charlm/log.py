@@ -1,0 +1,52 @@
+"""Logging setup and TensorBoard: one SummaryWriter per run, scalars grouped by prefix.
+
+Tags: ``train/loss`` ``train/bpc`` ``train/lr`` ``train/grad_norm`` ``train/chars_per_s``,
+``val/loss`` ``val/bpc``, ``sample/text``, and hparams with ``hparam/`` metrics at the end.
+``global_step`` is always the optimizer step. Losses are in nats/char.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+logger = logging.getLogger(__name__)
+
+
+def setup_logging(verbosity: int = 0) -> None:
+    """Configure the root logger for the CLI: INFO by default, DEBUG with -v, WARNING with -q."""
+    level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", force=True)
+
+
+def open_writer(log_dir: str | Path):
+    """A SummaryWriter on ``log_dir`` (created if needed); the caller closes it."""
+    from torch.utils.tensorboard import SummaryWriter  # heavy import, only when training
+
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+def flat_hparams(config: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Dotted-key hparams TensorBoard accepts (None becomes 'none')."""
+    out = {}
+    for section, body in config.items():
+        for key, value in body.items():
+            out[f"{section}.{key}"] = "none" if value is None else value
+    return out
+
+
+def log_hparams(writer, config: Mapping[str, Mapping[str, Any]],
+                metrics: Mapping[str, float], step: int) -> None:
+    """Write hparams and their ``hparam/`` metrics into the run's own event file.
+
+    ``SummaryWriter.add_hparams`` would open a second run in a sub-folder; writing the same
+    summaries through this run's writer keeps scalars and hparams together in the HPARAMS tab.
+    """
+    from torch.utils.tensorboard.summary import hparams
+
+    metric_dict = {f"hparam/{k}": float(v) for k, v in metrics.items()}
+    for summary in hparams(flat_hparams(config), metric_dict):
+        writer.file_writer.add_summary(summary, step)
+    for tag, value in metric_dict.items():
+        writer.add_scalar(tag, value, step)

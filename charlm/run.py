@@ -1,0 +1,223 @@
+"""One training run, end to end: folders, seed, data, model, TensorBoard, checkpoints.
+
+``checkpoints/<run>/`` receives ``config.yaml`` (before the first step), ``best.pt`` (lowest
+val loss so far) and ``last.pt``; ``runs/<run>/`` receives the TensorBoard events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from charlm import checkpoint as ckpt_io
+from charlm.config import RunConfig, save_yaml
+from charlm.corpora import canonical_spec, load_text
+from charlm.data import TBPTTBatches, Vocab, check_trainable, split_ids
+from charlm.errors import CharLMError
+from charlm.log import log_hparams, open_writer
+from charlm.metrics import nats_to_bits
+from charlm.models import CharLM, create_model
+from charlm.sampling import default_prime, sample_text
+from charlm.training import Hooks, TrainState, evaluate, fit, make_optimizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run writes: its checkpoint folder and its TensorBoard folder."""
+
+    name: str
+    checkpoints: Path
+    logs: Path
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``charlm train`` reports at the end (seconds, nats/char, bits/char)."""
+
+    run_name: str
+    steps: int
+    elapsed_s: float
+    val_loss: float
+    val_bpc: float
+    best_path: Path
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu.
+
+    Raises:
+        CharLMError: if the named device is not available here.
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CharLMError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CharLMError("device cuda was asked for but this torch sees no CUDA GPU; "
+                          "use --device cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise CharLMError("device mps was asked for but is not available; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's and torch's generators (CPU and every CUDA device)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_paths(cfg: RunConfig) -> RunPaths:
+    """Create the run's folders, refusing to overwrite a run that already has checkpoints.
+
+    Raises:
+        CharLMError: if the folders cannot be written, or the run name is taken.
+    """
+    t = cfg.train
+    name = t.run_name or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model.cell}"
+    paths = RunPaths(name, Path(t.checkpoint_dir) / name, Path(t.log_dir) / name)
+    if any((paths.checkpoints / f).exists() for f in (ckpt_io.BEST, ckpt_io.LAST)):
+        raise CharLMError(f"run '{name}' already has checkpoints in {paths.checkpoints}; "
+                          f"choose another --run-name (nothing was overwritten)")
+    for folder, option in ((paths.checkpoints, "--checkpoint-dir"), (paths.logs, "--log-dir")):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / ".charlm-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise CharLMError(f"cannot write to {folder}: {exc.strerror or exc}; choose "
+                              f"another folder with {option}") from None
+    return paths
+
+
+def prepare_data(cfg: RunConfig) -> tuple[Vocab, dict[str, np.ndarray]]:
+    """Read and encode the corpus; return its vocabulary and train/val/test id arrays.
+
+    Raises:
+        DataError: for unreadable text or a train split too short for one step.
+    """
+    d = cfg.data
+    text = load_text(d.corpus, d.data_dir, d.encoding, d.errors)
+    vocab = Vocab.from_text(text)
+    splits = split_ids(vocab.encode(text), d.train_frac, d.val_frac)
+    check_trainable(len(splits["train"]), cfg.train.batch_size, cfg.train.seq_len)
+    logger.info("vocab_size %d; split sizes train %d, val %d, test %d characters", vocab.size,
+                len(splits["train"]), len(splits["val"]), len(splits["test"]))
+    return vocab, splits
+
+
+def make_payload(model: CharLM, optimizer, state: TrainState, cfg: RunConfig,
+                 vocab: Vocab) -> dict:
+    """The checkpoint dict (see :mod:`charlm.checkpoint`)."""
+    return {"format_version": ckpt_io.FORMAT_VERSION, "versions": ckpt_io.versions(),
+            "config": cfg.to_dict(), "vocab": vocab.chars, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "state": state.to_dict()}
+
+
+def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab, val_ids: np.ndarray,
+                paths: RunPaths, writer) -> Hooks:
+    """Hooks that log to TensorBoard, evaluate, sample and save checkpoints."""
+    t = cfg.train
+
+    def save(state: TrainState, name: str) -> Path:
+        return ckpt_io.save_checkpoint(make_payload(model, optimizer, state, cfg, vocab),
+                                       paths.checkpoints / name)
+
+    def on_log(state: TrainState, m: dict) -> None:
+        for key in ("loss", "lr", "grad_norm", "chars_per_s"):
+            writer.add_scalar(f"train/{key}", m[key], state.step)
+        writer.add_scalar("train/bpc", nats_to_bits(m["loss"]), state.step)
+
+    def on_eval(state: TrainState) -> float:
+        loss, n = evaluate(model, val_ids, t.eval_batch_size, t.seq_len, t.eval_max_chars)
+        writer.add_scalar("val/loss", loss, state.step)
+        writer.add_scalar("val/bpc", nats_to_bits(loss), state.step)
+        logger.info("step %d: val loss %.4f nats/char, %.4f bpc over %d chars",
+                    state.step, loss, nats_to_bits(loss), n)
+        if loss < state.best_val_loss:
+            state.best_val_loss = loss
+            save(state, ckpt_io.BEST)
+        if t.sample_length:
+            s = cfg.sample
+            text = sample_text(model, vocab, default_prime(vocab), t.sample_length,
+                               s.temperature, s.top_k, s.top_p, seed=state.step)
+            writer.add_text("sample/text", "```\n" + text + "\n```", state.step)
+        writer.flush()
+        return loss
+
+    def on_checkpoint(state: TrainState, hidden) -> None:
+        save(state, ckpt_io.LAST)
+
+    return Hooks(on_log=on_log, on_eval=on_eval, on_checkpoint=on_checkpoint)
+
+
+def train_run(cfg: RunConfig) -> TrainResult:
+    """Train one run as ``cfg`` says and return its summary.
+
+    Raises:
+        CharLMError: for bad data, devices or output folders (before anything is trained).
+    """
+    seed = cfg.train.seed if cfg.train.seed is not None else secrets.randbelow(2**31)
+    cfg = dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, seed=seed),
+        data=dataclasses.replace(cfg.data, corpus=canonical_spec(cfg.data.corpus)))
+    device = resolve_device(cfg.train.device)
+    vocab, splits = prepare_data(cfg)
+    paths = prepare_paths(cfg)
+    save_yaml(cfg, paths.checkpoints / "config.yaml")
+    logger.info("run %s: seed %d, device %s", paths.name, seed, device)
+    seed_everything(seed)
+    model = create_model(cfg.model, vocab.size).to(device)
+    logger.info("model: %s %d x %d, %d parameters", cfg.model.cell, cfg.model.num_layers,
+                cfg.model.hidden_size, model.num_parameters())
+    optimizer = make_optimizer(model, cfg.optim)
+    train = TBPTTBatches(splits["train"], cfg.train.batch_size, cfg.train.seq_len, device)
+    writer = open_writer(paths.logs)
+    try:
+        hooks = build_hooks(model, optimizer, cfg, vocab, splits["val"], paths, writer)
+        state, hidden = fit(model, optimizer, train, cfg, TrainState(), hooks)
+        hooks.on_checkpoint(state, hidden)
+        log_hparams(writer, cfg.to_dict(), {"val_loss": state.last_val_loss,
+                                            "val_bpc": nats_to_bits(state.last_val_loss),
+                                            "best_val_loss": state.best_val_loss}, state.step)
+    finally:
+        writer.close()
+    best = paths.checkpoints / ckpt_io.BEST
+    return TrainResult(paths.name, state.step, state.elapsed_s, state.last_val_loss,
+                       nats_to_bits(state.last_val_loss),
+                       best if best.exists() else paths.checkpoints / ckpt_io.LAST)
+
+
+def load_model(ckpt: dict, device: torch.device) -> tuple[CharLM, Vocab, RunConfig]:
+    """Rebuild the model, vocabulary and config stored in a loaded checkpoint.
+
+    Raises:
+        CheckpointError: if the stored config or weights do not fit together.
+    """
+    from charlm.config import from_dict
+
+    try:
+        cfg = from_dict(ckpt["config"])
+        vocab = Vocab(ckpt["vocab"])
+        model = create_model(cfg.model, vocab.size)
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, ValueError, RuntimeError, CharLMError) as exc:
+        raise ckpt_io.CheckpointError(f"checkpoint contents are inconsistent: "
+                                      f"{str(exc).splitlines()[0]}") from None
+    return model.to(device).eval(), vocab, cfg
+

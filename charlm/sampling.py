@@ -1,0 +1,122 @@
+"""Text generation: temperature, top-k and nucleus (top-p) sampling with a carried state.
+
+The priming text runs through the model once; after that each new character costs one
+single-step forward pass with the carried hidden state (O(1) work per character, never a re-run
+of the prefix). Several samples are generated together as one batch.
+
+Shape legend: B samples, T time steps, V vocab size.
+
+References:
+    Holtzman et al. 2019, "The curious case of neural text degeneration" (nucleus sampling).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import torch
+
+from charlm.errors import CharLMError
+from charlm.models import CharLM
+
+logger = logging.getLogger(__name__)
+
+
+class SamplingError(CharLMError, ValueError):
+    """A sampling option is out of range."""
+
+
+def check_options(vocab_size: int, temperature: float, top_k: int | None,
+                  top_p: float | None, length: int) -> None:
+    """Validate sampling options before any work.
+
+    Raises:
+        SamplingError: naming the option, its value and the allowed range.
+    """
+    if temperature < 0:
+        raise SamplingError(f"temperature is {temperature}; use 0 (greedy) or a positive value")
+    if top_k is not None and not 1 <= top_k <= vocab_size:
+        raise SamplingError(f"top_k is {top_k}; it must be between 1 and the vocabulary "
+                            f"size {vocab_size}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise SamplingError(f"top_p is {top_p}; it must be in (0, 1]")
+    if length < 0:
+        raise SamplingError(f"length is {length}; it must be 0 or more")
+
+
+def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+              top_p: float | None = None, generator: torch.Generator | None = None
+              ) -> torch.Tensor:
+    """Draw one id per row.
+
+    Args:
+        logits: (B, V) unnormalised scores.
+        temperature: divides the logits; 0 means greedy (argmax).
+        top_k: keep only the k highest-scoring ids.
+        top_p: keep the smallest set of most likely ids whose probability reaches top_p.
+        generator: torch RNG for repeatable draws.
+    Returns:
+        (B,) int64 ids.
+    """
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        mass_before = sorted_p.cumsum(dim=-1) - sorted_p
+        sorted_p = sorted_p.masked_fill(mass_before >= top_p, 0.0)  # keeps the top id always
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.inference_mode()
+def generate(model: CharLM, prime_ids: torch.Tensor, length: int, num_samples: int = 1,
+             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+             generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """Yield ``length`` new characters for ``num_samples`` samples, one step at a time.
+
+    Args:
+        model: a trained CharLM; it is put in eval mode (and restored afterwards).
+        prime_ids: (T0,) int64 ids of the priming text, T0 >= 1, on the model's device.
+        length: characters to generate after the prime.
+        num_samples: B, samples generated together.
+    Yields:
+        (B,) int64 ids of the next character of each sample.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        ids = prime_ids.unsqueeze(0).expand(num_samples, -1)   # (B, T0)
+        logits, hidden = model(ids)                              # prefix runs once
+        for i in range(length):
+            nxt = pick_next(logits[:, -1], temperature, top_k, top_p, generator)  # (B,)
+            yield nxt
+            if i + 1 < length:
+                logits, hidden = model(nxt.unsqueeze(1), hidden)  # (B, 1, V)
+    finally:
+        model.train(was_training)
+
+
+def sample_text(model: CharLM, vocab, prime: str, length: int, temperature: float = 1.0,
+                top_k: int | None = None, top_p: float | None = None, seed: int = 0) -> str:
+    """One seeded sample as a string (prime not included), e.g. for TensorBoard.
+
+    Raises:
+        DataError: if ``prime`` holds characters outside ``vocab``.
+    """
+    device = next(model.parameters()).device
+    prime_ids = torch.from_numpy(vocab.encode(prime).astype("int64")).to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    steps = generate(model, prime_ids, length, 1, temperature, top_k, top_p, gen)
+    return vocab.decode(torch.cat([s for s in steps]).tolist()) if length else ""
+
+
+def default_prime(vocab) -> str:
+    """A newline when the vocabulary has one (text starts a line), else its first character."""
+    return "\n" if "\n" in vocab else vocab.chars[0]
+

@@ -1,0 +1,38 @@
+"""Shared fixtures: small real corpora written into tmp_path (no network, no ../shared needed)."""
+
+from pathlib import Path
+
+import pytest
+
+from charlm.corpora import pystdlib_files, read_text_file
+
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def stdlib_slice(chars: int) -> str:
+    """The first ``chars`` characters of the pystdlib corpus (real Python source)."""
+    out, n = [], 0
+    for path in pystdlib_files():
+        text = read_text_file(path)
+        out.append(text)
+        n += len(text)
+        if n >= chars:
+            break
+    return "".join(out)[:chars]
+
+
+@pytest.fixture(scope="session")
+def stdlib_text() -> str:
+    """About 200k characters of standard-library source."""
+    return stdlib_slice(200_000)
+
+
+@pytest.fixture
+def corpus_file(tmp_path, stdlib_text) -> Path:
+    """A real-text corpus file: tiny-shakespeare where ../shared has it, else stdlib source."""
+    path = tmp_path / "corpus.txt"
+    if SHAKESPEARE.is_file():
+        path.write_text(SHAKESPEARE.read_text(encoding="utf-8")[:200_000], encoding="utf-8")
+    else:
+        path.write_text(stdlib_text, encoding="utf-8")
+    return path

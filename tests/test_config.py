@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pytest
+
+from charlm.config import ConfigError, RunConfig, build_config, describe_keys, load_yaml, save_yaml
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_default_yaml_equals_builtin_defaults():
+    assert build_config(CONFIGS / "default.yaml") == RunConfig()
+
+
+@pytest.mark.parametrize("name", ["default", "tiny", "shakespeare"])
+def test_shipped_configs_load(name):
+    cfg = build_config(CONFIGS / f"{name}.yaml")
+    assert cfg.model.cell in ("rnn", "lstm", "gru")
+
+
+def test_precedence_defaults_yaml_set_option(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  hidden_size: 100\n  num_layers: 3\noptim:\n  lr: 1e-3\n")
+    cfg = build_config(f, ["model.hidden_size=200", "model.cell=gru"],
+                       {"model.cell": "rnn", "train.seed": None})
+    assert cfg.model.num_layers == 3          # yaml over default
+    assert cfg.optim.lr == pytest.approx(1e-3)  # "1e-3" is a YAML string; read as a float
+    assert cfg.model.hidden_size == 200       # --set over yaml
+    assert cfg.model.cell == "rnn"            # option over --set; None options ignored
+    assert cfg.train.seed is None
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["model.hiden_size=3"], "did you mean 'model.hidden_size'"),
+    (["modle.cell=gru"], "did you mean 'model'"),
+    (["model.hidden_size=abc"], "model.hidden_size (--set) must be int"),
+    (["model.hidden_size=2.5"], "must be int"),
+    (["model.dropout=1.5"], "model.dropout (--set) is 1.5; it must be <= 0.99"),
+    (["train.batch_size=0"], "train.batch_size (--set) is 0; it must be >= 1"),
+    (["model.cell=lstn"], "did you mean 'lstm'"),
+    (["train.progress=3"], "must be bool"),
+    (["hidden_size=3"], "must look like section.key=value"),
+    (["data.train_frac=0.99"], "train_frac + data.val_frac"),
+])
+def test_bad_values_name_the_key(sets, message):
+    with pytest.raises(ConfigError, match=None) as info:
+        build_config(sets=sets)
+    assert message in str(info.value)
+
+
+def test_yaml_errors_name_the_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  hidden_sise: 10\n")
+    with pytest.raises(ConfigError) as info:
+        build_config(bad)
+    assert "model.hidden_sise" in str(info.value) and str(bad) in str(info.value)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_yaml(broken)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_yaml(tmp_path / "missing.yaml")
+
+
+def test_no_stopping_rule_is_an_error():
+    with pytest.raises(ConfigError, match="no stopping rule"):
+        build_config(sets=["train.max_time=null"])
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = build_config(sets=["model.cell=gru", "train.max_steps=7"])
+    save_yaml(cfg, tmp_path / "config.yaml")
+    assert build_config(tmp_path / "config.yaml") == cfg
+
+
+def test_every_key_has_help():
+    rows = describe_keys()
+    assert len(rows) > 30 and all(help_ for _, _, help_ in rows)

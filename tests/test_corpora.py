@@ -1,0 +1,100 @@
+import functools
+import hashlib
+import http.server
+import threading
+
+import pytest
+
+from charlm import corpora
+from charlm.corpora import DataError, fetch_verified, load_text, pystdlib_files, resolve_sources
+
+
+def test_pystdlib_is_real_sorted_and_excludes_tests():
+    files = pystdlib_files()
+    assert len(files) > 300 and files == sorted(files)
+    parts = {p for f in files for p in f.parts}
+    assert not parts & {"site-packages", "test", "tests", "idle_test"}
+    assert any(f.name == "os.py" for f in files)
+
+
+def test_directory_spec_reads_text_files_sorted(tmp_path):
+    (tmp_path / "b.txt").write_text("second\n")
+    (tmp_path / "a.txt").write_text("first\n")
+    (tmp_path / "img.bin").write_bytes(b"\x89PNG\x00\x00")
+    (tmp_path / ".hidden").write_text("no\n")
+    assert load_text(str(tmp_path)) == "first\nsecond\n"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no such file or directory"),
+    (lambda p: p.write_text("  \n\t\n"), "empty or only whitespace"),
+    (lambda p: p.write_bytes(b"ok \xff\xfe bytes"), "byte 0xff at byte offset 3"),
+    (lambda p: p.write_bytes("text".encode("utf-16")), "looks like UTF-16"),
+])
+def test_bad_corpus_files_get_clear_errors(tmp_path, make, message):
+    path = tmp_path / "corpus.txt"
+    make(path)
+    with pytest.raises(DataError) as info:
+        load_text(str(path))
+    assert message in str(info.value)
+
+
+def test_empty_directory_is_an_error(tmp_path):
+    with pytest.raises(DataError, match="holds no text files"):
+        resolve_sources(str(tmp_path))
+
+
+def test_bom_stripped_and_newlines_normalised(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_bytes(b"\xef\xbb\xbfone\r\ntwo\rthree\n")
+    assert load_text(str(path)) == "one\ntwo\nthree\n"
+
+
+def test_errors_policy_replace(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_bytes(b"ab\xffcd")
+    assert load_text(str(path), errors="replace") == "ab\ufffdcd"
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    """A loopback HTTP server over a folder; yields (folder, base URL)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_tinyshakespeare_downloads_once_and_verifies(http_dir, tmp_path, monkeypatch):
+    root, base = http_dir
+    payload = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
+    (root / "input.txt").write_text(payload)
+    monkeypatch.setattr(corpora, "TINYSHAKESPEARE_URL", f"{base}/input.txt")
+    monkeypatch.setattr(corpora, "TINYSHAKESPEARE_SHA256",
+                        hashlib.sha256(payload.encode()).hexdigest())
+    data_dir = tmp_path / "data"
+    assert load_text("tinyshakespeare", data_dir) == payload
+    assert (data_dir / "tinyshakespeare" / "input.txt").read_text() == payload
+    (root / "input.txt").unlink()                 # second load must not need the network
+    assert load_text("tinyshakespeare", data_dir) == payload
+
+
+def test_download_with_wrong_checksum_saves_nothing(http_dir, tmp_path):
+    root, base = http_dir
+    (root / "f.txt").write_text("tampered")
+    dest = tmp_path / "out" / "input.txt"
+    with pytest.raises(DataError, match="expected 00"):
+        fetch_verified(f"{base}/f.txt", "00" * 32, dest)
+    assert not dest.exists()
+
+
+def test_offline_download_says_where_to_put_the_file(http_dir, tmp_path):
+    _, base = http_dir
+    dest = tmp_path / "input.txt"
+    with pytest.raises(DataError, match=f"put the file at {dest}"):
+        fetch_verified(f"{base}/missing.txt", "00" * 32, dest)

@@ -1,0 +1,55 @@
+import math
+
+import pytest
+import torch
+
+from charlm.config import ModelConfig
+from charlm.models import CELLS, CharLM, create_model, detach_hidden
+from charlm.training import loss_fn
+
+V = 50
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_shapes(cell):
+    model = CharLM(V, cell, embedding_size=8, hidden_size=16, num_layers=3)
+    logits, hidden = model(torch.randint(0, V, (4, 7)))
+    assert logits.shape == (4, 7, V)
+    for h in hidden if isinstance(hidden, tuple) else (hidden,):
+        assert h.shape == (3, 4, 16)
+    assert (cell == "lstm") == isinstance(hidden, tuple)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_carrying_state_over_two_chunks_equals_one_pass(cell):
+    torch.manual_seed(0)
+    model = CharLM(V, cell, 8, 16, 2).eval()
+    ids = torch.randint(0, V, (3, 20))
+    whole, _ = model(ids)
+    first, h = model(ids[:, :12])
+    second, _ = model(ids[:, 12:], detach_hidden(h))
+    torch.testing.assert_close(torch.cat([first, second], 1), whole, atol=1e-6, rtol=1e-5)
+
+
+def test_uniform_logits_give_ln_v():
+    logits = torch.zeros(2, 5, V)
+    targets = torch.randint(0, V, (2, 5))
+    assert loss_fn(logits, targets).item() == pytest.approx(math.log(V), rel=1e-6)
+    with pytest.raises(ValueError, match="differ in"):
+        loss_fn(logits, targets[:, :4])
+
+
+def test_unknown_cell_lists_valid_ones():
+    with pytest.raises(ValueError, match="rnn, lstm, gru"):
+        CharLM(V, "transformer")
+
+
+def test_single_layer_dropout_raises_no_torch_warning(recwarn):
+    create_model(ModelConfig(num_layers=1, dropout=0.3), V)
+    assert not [w for w in recwarn if "dropout" in str(w.message)]
+
+
+def test_detach_hidden_cuts_the_graph():
+    h = (torch.ones(1, 2, 3, requires_grad=True) * 2, torch.ones(1, 2, 3, requires_grad=True) * 2)
+    assert all(not t.requires_grad for t in detach_hidden(h))
+    assert detach_hidden(None) is None

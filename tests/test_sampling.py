@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from charlm.models import CharLM
+from charlm.sampling import SamplingError, check_options, generate, pick_next
+
+V = 30
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return CharLM(V, "lstm", 8, 32, 2)
+
+
+def run(model, seed, **kw):
+    gen = torch.Generator().manual_seed(seed)
+    steps = generate(model, torch.tensor([1, 2, 3]), 40, generator=gen, **kw)
+    return torch.stack(list(steps), 1)
+
+
+def test_seeded_sampling_repeats(model):
+    assert torch.equal(run(model, 5), run(model, 5))
+    assert not torch.equal(run(model, 5), run(model, 6))
+
+
+def test_top_k_1_equals_greedy_equals_temperature_0(model):
+    greedy = run(model, 1, temperature=0)
+    assert torch.equal(run(model, 2, top_k=1), greedy)
+    assert torch.equal(run(model, 3, top_p=1e-6), greedy)
+
+
+def test_top_k_and_top_p_restrict_the_choice():
+    logits = torch.tensor([[5.0, 4.0, 3.0, -9.0, -9.0]]).repeat(2000, 1)
+    gen = torch.Generator().manual_seed(0)
+    assert set(pick_next(logits, top_k=2, generator=gen).tolist()) == {0, 1}
+    picks = pick_next(logits, top_p=0.8, generator=gen).tolist()  # p = .665, .245, .09
+    assert set(picks) == {0, 1}
+
+
+def test_generation_is_one_step_per_character(model):
+    """The prefix runs once; every later forward sees exactly one new character."""
+    lengths = []
+    handle = model.core.register_forward_hook(lambda m, i, o: lengths.append(i[0].shape[1]))
+    steps = list(generate(model, torch.tensor([1, 2, 3, 4]), 25, num_samples=3))
+    handle.remove()
+    assert lengths[0] == 4 and lengths[1:] == [1] * 24 and steps[0].shape == (3,)
+
+
+def test_generation_restores_training_mode(model):
+    model.train()
+    list(generate(model, torch.tensor([1]), 3))
+    assert model.training
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(temperature=-1), "temperature is -1"),
+    (dict(top_k=0), "between 1 and the vocabulary size 30"),
+    (dict(top_k=31), "between 1 and the vocabulary size 30"),
+    (dict(top_p=0.0), "top_p is 0.0"),
+    (dict(top_p=1.5), "top_p is 1.5"),
+    (dict(length=-2), "length is -2"),
+])
+def test_bad_options(kw, message):
+    args = dict(temperature=1.0, top_k=None, top_p=None, length=10) | kw
+    with pytest.raises(SamplingError, match=None) as info:
+        check_options(V, **args)
+    assert message in str(info.value)
