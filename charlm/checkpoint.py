@@ -58,12 +58,27 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
+            _fsync_dir(path.parent)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
@@ -104,38 +119,40 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {lines[0][:200] if lines else 'truncated or empty file'}"
 
 
-def find_checkpoint(target: str | Path | None, checkpoint_dir: str | Path = "checkpoints"
-                    ) -> Path:
+def find_checkpoint(target: str | Path | None, checkpoint_dir: str | Path = "checkpoints",
+                    prefer: tuple[str, ...] = (BEST, LAST)) -> Path:
     """Resolve what the user named to one checkpoint file.
 
     Args:
-        target: a checkpoint file; a run folder (its best.pt, else last.pt); or None for the
-            best checkpoint of the newest run under ``checkpoint_dir``.
+        target: a checkpoint file; a run folder (the first of ``prefer`` it holds); or None
+            for the newest run under ``checkpoint_dir``.
         checkpoint_dir: the parent of run folders.
+        prefer: file names to look for in a run folder, in order.
     Raises:
         CheckpointError: if nothing matches, saying where it looked.
     """
     if target is None:
         root = Path(checkpoint_dir)
-        runs = [p for p in root.glob("*/") if _pick(p)] if root.is_dir() else []
+        runs = [p for p in root.glob("*/") if _pick(p, prefer)] if root.is_dir() else []
         if not runs:
             raise CheckpointError(f"no runs with checkpoints under {root}/; train one with "
                                   f"'charlm train' or name a checkpoint file")
-        return _pick(max(runs, key=lambda p: _pick(p).stat().st_mtime))
+        newest = max(runs, key=lambda p: max(f.stat().st_mtime for f in p.glob("*.pt")))
+        return _pick(newest, prefer)
     path = Path(target)
     if path.is_dir():
-        found = _pick(path)
+        found = _pick(path, prefer)
         if found is None:
-            raise CheckpointError(f"run folder {path} holds no {BEST} or {LAST}")
+            raise CheckpointError(f"run folder {path} holds no {' or '.join(prefer)}")
         return found
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
     return path
 
 
-def _pick(run_dir: Path) -> Path | None:
-    """best.pt of a run folder, else last.pt, else None."""
-    for name in (BEST, LAST):
+def _pick(run_dir: Path, prefer: tuple[str, ...]) -> Path | None:
+    """The first file of ``prefer`` in a run folder, or None."""
+    for name in prefer:
         if (run_dir / name).is_file():
             return run_dir / name
     return None

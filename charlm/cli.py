@@ -7,6 +7,7 @@ report; torch is imported inside the commands so ``charlm --help`` stays fast. E
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -26,7 +27,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except CharLMError as exc:
-            raise click.ClickException(str(exc)) from None
+            error = click.ClickException(str(exc))
+            error.exit_code = getattr(exc, "exit_code", 1)  # 130 / 143 after a signal
+            raise error from None
 
 
 def _cfg_default(section: str, key: str) -> str:
@@ -79,14 +82,25 @@ def main(verbose: int, quiet: bool) -> None:
 @click.option("--grad-clip", type=float,
               help=_h("Max gradient norm, 0 disables.", _cfg_default("optim", "grad_clip")))
 @click.option("--progress/--no-progress", default=None, help=_h("", "on a terminal"))
+@click.option("--encoding", help=_h("Text encoding of the corpus.",
+                                    _cfg_default("data", "encoding")))
+@click.option("--stop-at-step", type=int,
+              help="Pause cleanly after this step; the schedule still runs to the budget.")
+@click.option("--resume", metavar="latest|RUN|CHECKPOINT",
+              help="Continue a run exactly (its last.pt); options given now override its "
+                   "config and are logged.")
+@click.option("--init-from", type=click.Path(), metavar="CHECKPOINT",
+              help="Start a new run from these weights and vocabulary (fine-tuning).")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any config key; repeatable.")
 def train(config_file, cell, data, run_name, max_steps, max_epochs, max_time, device, seed,
           checkpoint_dir, log_dir, hidden_size, num_layers, dropout, seq_len, batch_size, lr,
-          grad_clip, progress, sets) -> None:
-    """Train a model; checkpoints go to checkpoints/<run>/, TensorBoard events to runs/<run>/."""
-    from charlm.config import build_config
+          grad_clip, progress, encoding, stop_at_step, resume, init_from, sets) -> None:
+    """Train a model; checkpoints go to checkpoints/<run>/, TensorBoard events to runs/<run>/.
 
+    Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves last.pt and exits; continue
+    with --resume.
+    """
     options = {"model.cell": cell, "data.corpus": data, "train.run_name": run_name,
                "train.max_steps": max_steps, "train.max_epochs": max_epochs,
                "train.max_time": max_time, "train.device": device, "train.seed": seed,
@@ -94,14 +108,37 @@ def train(config_file, cell, data, run_name, max_steps, max_epochs, max_time, de
                "model.hidden_size": hidden_size, "model.num_layers": num_layers,
                "model.dropout": dropout, "train.seq_len": seq_len,
                "train.batch_size": batch_size, "optim.lr": lr, "optim.grad_clip": grad_clip,
-               "train.progress": progress}
-    cfg = build_config(config_file, sets, options)
-    from charlm.run import train_run
-
-    r = train_run(cfg)
+               "train.progress": progress, "data.encoding": encoding,
+               "train.stop_at_step": stop_at_step}
+    if resume and init_from:
+        raise click.UsageError("--resume continues a run; --init-from starts a new one from "
+                               "its weights: give one of them")
+    r = _start_run(resume, init_from, config_file, sets, options)
+    if r.paused:
+        click.echo(f"paused: run {r.run_name} at step {r.steps}; continue with: "
+                   f"charlm train --resume {r.run_name}")
+        return
     click.echo(f"done: run {r.run_name}, {r.steps} steps in {r.elapsed_s:.1f} s, "
                f"val loss {r.val_loss:.4f} nats/char, val bpc {r.val_bpc:.4f}, "
                f"checkpoint {r.best_path}")
+
+
+def _start_run(resume, init_from, config_file, sets, options):
+    """Resolve the config (new, resumed or fine-tuned run) and train."""
+    from charlm.checkpoint import load_checkpoint
+    from charlm.config import build_config
+    from charlm.resume import config_for_init, config_for_resume, resume_target
+    from charlm.run import train_run
+
+    if resume:
+        path = resume_target(resume, options["train.checkpoint_dir"] or "checkpoints")
+        ckpt = load_checkpoint(path)
+        return train_run(config_for_resume(ckpt, config_file, sets, options), resume=ckpt,
+                         resume_dir=path.parent)
+    if init_from:
+        ckpt = load_checkpoint(init_from)
+        return train_run(config_for_init(ckpt, config_file, sets, options), init=ckpt)
+    return train_run(build_config(config_file, sets, options))
 
 
 def _load(checkpoint: str | None, checkpoint_dir: str, device: str):
@@ -124,19 +161,25 @@ def _load(checkpoint: str | None, checkpoint_dir: str, device: str):
 @click.option("--top-p", type=float, help=_h("Nucleus sampling mass in (0, 1].", "off"))
 @click.option("--prime", default=None,
               help=_h("Text to start from; printed first.", "a newline, not printed"))
+@click.option("--drop-unknown", is_flag=True,
+              help="Drop priming characters the model never saw instead of stopping.")
 @click.option("--seed", type=int, default=None, help=_h("", "random"))
-@click.option("--num-samples", type=int, default=1)
+@click.option("--num-samples", type=click.IntRange(min=1), default=1)
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Write the text to this file (always UTF-8) instead of stdout.")
 @click.option("--device", default="auto")
 @click.option("--checkpoint-dir", default="checkpoints", help="Where to look without CHECKPOINT.")
-def sample(checkpoint, length, temperature, top_k, top_p, prime, seed, num_samples, device,
-           checkpoint_dir) -> None:
+def sample(checkpoint, length, temperature, top_k, top_p, prime, drop_unknown, seed,
+           num_samples, output, device, checkpoint_dir) -> None:
     """Generate text from CHECKPOINT (a .pt file or a run folder).
 
-    Without CHECKPOINT, the best checkpoint of the newest run under checkpoints/ is used.
+    Without CHECKPOINT, the best checkpoint of the newest run under checkpoints/ is used. On a
+    terminal whose encoding cannot show a character, it is printed as an escape (\\uXXXX);
+    --output always writes exact UTF-8.
     """
     import torch
 
-    from charlm.sampling import check_options, default_prime, generate
+    from charlm.sampling import check_options, generate, prepare_prime
 
     path, model, vocab, cfg, dev = _load(checkpoint, checkpoint_dir, device)
     s = cfg.sample
@@ -144,27 +187,63 @@ def sample(checkpoint, length, temperature, top_k, top_p, prime, seed, num_sampl
     temperature = s.temperature if temperature is None else temperature
     top_k, top_p = (s.top_k if top_k is None else top_k), (s.top_p if top_p is None else top_p)
     check_options(vocab.size, temperature, top_k, top_p, length)
-    if num_samples < 1:
-        raise click.BadParameter(f"{num_samples}; it must be 1 or more",
-                                 param_hint="--num-samples")
-    from charlm.corpora import normalize_newlines
-
-    text = default_prime(vocab) if prime is None else normalize_newlines(prime)
-    prime_ids = torch.from_numpy(vocab.encode(text).astype("int64")).to(dev)
+    shown, prime_ids = prepare_prime(vocab, prime, drop_unknown)
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed) if seed is not None else gen.seed()
-    steps = generate(model, prime_ids, length, num_samples, temperature, top_k, top_p, gen)
-    shown = "" if prime is None else text
-    if num_samples == 1:
-        sys.stdout.write(shown)
-        for ids in steps:
-            sys.stdout.write(vocab.chars[int(ids[0])])
-            sys.stdout.flush()
-        sys.stdout.write("\n")
+    steps = generate(model, prime_ids.to(dev), length, num_samples, temperature, top_k, top_p,
+                     gen)
+    with _text_out(output) as out:
+        if num_samples == 1:  # stream character by character
+            out.write(shown)
+            for ids in steps:
+                out.write(vocab.chars[int(ids[0])])
+                out.flush()
+            out.write("\n")
+            return
+        rows = torch.stack(list(steps), 1).tolist() if length else [[]] * num_samples
+        for i, row in enumerate(rows):
+            out.write(("\n" if i else "") + shown + vocab.decode(row) + "\n")
+
+
+@contextlib.contextmanager
+def _text_out(output: str | None):
+    """A UTF-8 file, or stdout made unable to fail on characters its encoding lacks."""
+    if output is not None:
+        try:
+            fh = open(output, "w", encoding="utf-8", newline="\n")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+        with fh:
+            yield fh
         return
-    out = torch.stack(list(steps), dim=1) if length else torch.zeros(num_samples, 0)  # (B, N)
-    for i, row in enumerate(out.tolist()):
-        sys.stdout.write(("" if i == 0 else "\n") + shown + vocab.decode(row) + "\n")
+    if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+        sys.stdout.reconfigure(errors="backslashreplace")
+    yield sys.stdout
+
+
+@main.command()
+@click.argument("checkpoint")
+def inspect(checkpoint) -> None:
+    """Print what CHECKPOINT holds: config, vocabulary, step, val figures, size, versions."""
+    import yaml
+
+    from charlm.checkpoint import load_checkpoint
+    from charlm.metrics import nats_to_bits
+
+    ckpt = load_checkpoint(checkpoint)
+    st = ckpt.get("state", {})
+    params = sum(t.numel() for k, t in ckpt["model"].items())
+    best, last = st.get("best_val_loss", float("nan")), st.get("last_val_loss", float("nan"))
+    click.echo(f"checkpoint: {checkpoint} (format {ckpt['format_version']})")
+    click.echo("versions: " + ", ".join(f"{k} {v}" for k, v in ckpt["versions"].items()))
+    click.echo(f"step {st.get('step')}, epoch {st.get('epoch')}, "
+               f"{st.get('elapsed_s', 0):.1f} s trained, "
+               f"{st.get('nonfinite_steps', 0)} non-finite steps skipped")
+    click.echo(f"val loss: last {last:.4f} nats/char ({nats_to_bits(last):.4f} bpc), "
+               f"best {best:.4f} nats/char ({nats_to_bits(best):.4f} bpc)")
+    click.echo(f"parameters: {params:,}; vocab_size {len(ckpt['vocab'])}: "
+               f"{ckpt['vocab'][:80]!r}{'...' if len(ckpt['vocab']) > 80 else ''}")
+    click.echo("config:\n" + yaml.safe_dump(ckpt["config"], sort_keys=False).rstrip())
 
 
 @main.command("eval")

@@ -91,6 +91,9 @@ class TrainConfig:
     max_steps: Optional[int] = _field(None, "stop after this many optimizer steps", lo=1)
     max_epochs: Optional[float] = _field(None, "stop after this many passes over the train "
                                          "split", lo=0.0, lo_open=True)
+    stop_at_step: Optional[int] = _field(None, "pause cleanly after this step (the schedule "
+                                         "still runs to the budget); continue with --resume",
+                                         lo=1)
     max_time: Optional[float] = _field(300.0, "stop after this many wall-clock seconds from "
                                        "the first step (evaluations included)",
                                        lo=0.0, lo_open=True)
@@ -99,6 +102,8 @@ class TrainConfig:
     eval_batch_size: int = _field(64, "streams during evaluation", lo=1)
     checkpoint_interval: int = _field(500, "steps between saves of last.pt", lo=1)
     log_interval: int = _field(50, "steps between train scalars and progress updates", lo=1)
+    max_nonfinite: int = _field(10, "non-finite losses or gradient norms in a row (each "
+                                "update skipped) before training stops", lo=1)
     sample_length: int = _field(300, "characters of the text sample logged at each "
                                 "evaluation; 0 disables", lo=0)
     seed: Optional[int] = _field(None, "random seed; unset draws one and logs it", lo=0)
@@ -272,17 +277,19 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
 
 
 def build_config(yaml_path: str | Path | None = None, sets: Iterable[str] = (),
-                 options: Mapping[str, Any] | None = None) -> RunConfig:
+                 options: Mapping[str, Any] | None = None, base: RunConfig | None = None
+                 ) -> RunConfig:
     """Resolve a RunConfig from defaults < YAML file < ``--set`` items < dedicated options.
 
     Args:
         yaml_path: optional YAML file with sections data, model, optim, train, sample.
         sets: ``section.key=value`` strings.
         options: dotted keys from dedicated CLI options; None values are ignored.
+        base: start from this config instead of the defaults (a resumed run's own config).
     Raises:
         ConfigError: for an unknown key, a wrong type or an out-of-range value.
     """
-    cfg = RunConfig()
+    cfg = base or RunConfig()
     layers = []
     if yaml_path is not None:
         layers.append((load_yaml(yaml_path), str(yaml_path)))
@@ -321,6 +328,13 @@ def validate(cfg: RunConfig) -> RunConfig:
 def save_yaml(cfg: RunConfig, path: str | Path) -> None:
     """Write the resolved config as YAML (the file ``--config`` accepts)."""
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def changed_keys(old: RunConfig, new: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (old value, new value)}`` for every key that differs."""
+    a, b = old.to_dict(), new.to_dict()
+    return {f"{sec}.{k}": (a[sec][k], b[sec][k]) for sec in a for k in a[sec]
+            if a[sec][k] != b[sec][k]}
 
 
 def describe_keys() -> list[tuple[str, Any, str]]:

@@ -20,11 +20,16 @@ def setup_logging(verbosity: int = 0) -> None:
     logging.basicConfig(level=level, format="%(message)s", force=True)
 
 
-def open_writer(log_dir: str | Path):
-    """A SummaryWriter on ``log_dir`` (created if needed); the caller closes it."""
+def open_writer(log_dir: str | Path, purge_step: int | None = None):
+    """A SummaryWriter on ``log_dir`` (created if needed); the caller closes it.
+
+    Args:
+        purge_step: on resume, the first step to be written again; TensorBoard hides events
+            at or after it that an interrupted run left, so no step appears twice.
+    """
     from torch.utils.tensorboard import SummaryWriter  # heavy import, only when training
 
-    return SummaryWriter(log_dir=str(log_dir))
+    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
 
 def flat_hparams(config: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -19,12 +19,13 @@ import torch
 
 from charlm import checkpoint as ckpt_io
 from charlm.config import RunConfig, save_yaml
-from charlm.corpora import canonical_spec, load_text
-from charlm.data import TBPTTBatches, Vocab, check_trainable, split_ids
+from charlm.corpora import DataError, canonical_spec, load_text
+from charlm.data import TBPTTBatches, Vocab, check_trainable, format_chars, split_ids
 from charlm.errors import CharLMError
 from charlm.log import log_hparams, open_writer
 from charlm.metrics import nats_to_bits
-from charlm.models import CharLM, create_model
+from charlm.models import CharLM, create_model, map_hidden
+from charlm.resume import Interrupted, restore_rng, rng_state, stop_on_signals
 from charlm.sampling import default_prime, sample_text
 from charlm.training import Hooks, TrainState, evaluate, fit, make_optimizer
 
@@ -50,6 +51,7 @@ class TrainResult:
     val_loss: float
     val_bpc: float
     best_path: Path
+    paused: bool = False  # stopped by train.stop_at_step; continue with --resume
 
 
 def resolve_device(name: str) -> torch.device:
@@ -81,18 +83,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_paths(cfg: RunConfig) -> RunPaths:
+def prepare_paths(cfg: RunConfig, resume_dir: Path | None = None) -> RunPaths:
     """Create the run's folders, refusing to overwrite a run that already has checkpoints.
 
+    Args:
+        resume_dir: the folder of the checkpoint a resumed run continues; it is reused.
     Raises:
         CharLMError: if the folders cannot be written, or the run name is taken.
     """
     t = cfg.train
-    name = t.run_name or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model.cell}"
-    paths = RunPaths(name, Path(t.checkpoint_dir) / name, Path(t.log_dir) / name)
-    if any((paths.checkpoints / f).exists() for f in (ckpt_io.BEST, ckpt_io.LAST)):
-        raise CharLMError(f"run '{name}' already has checkpoints in {paths.checkpoints}; "
-                          f"choose another --run-name (nothing was overwritten)")
+    paths = RunPaths(t.run_name, resume_dir or Path(t.checkpoint_dir) / t.run_name,
+                     Path(t.log_dir) / t.run_name)
+    taken = any((paths.checkpoints / f).exists() for f in (ckpt_io.BEST, ckpt_io.LAST))
+    if taken and resume_dir is None:
+        raise CharLMError(f"run '{t.run_name}' already has checkpoints in {paths.checkpoints}; "
+                          f"continue it with --resume {t.run_name}, or choose another "
+                          f"--run-name (nothing was overwritten)")
     for folder, option in ((paths.checkpoints, "--checkpoint-dir"), (paths.logs, "--log-dir")):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -105,28 +111,40 @@ def prepare_paths(cfg: RunConfig) -> RunPaths:
     return paths
 
 
-def prepare_data(cfg: RunConfig) -> tuple[Vocab, dict[str, np.ndarray]]:
+def prepare_data(cfg: RunConfig, vocab: Vocab | None = None
+                 ) -> tuple[Vocab, dict[str, np.ndarray]]:
     """Read and encode the corpus; return its vocabulary and train/val/test id arrays.
 
+    Args:
+        vocab: a checkpoint's vocabulary to encode with (resume, fine-tuning); None builds one
+            from the text.
     Raises:
-        DataError: for unreadable text or a train split too short for one step.
+        DataError: for unreadable text, characters outside ``vocab`` (listed), or splits too
+            short for one training step or one evaluation.
     """
     d = cfg.data
     text = load_text(d.corpus, d.data_dir, d.encoding, d.errors)
-    vocab = Vocab.from_text(text)
+    if vocab is not None and vocab.unknown(text):
+        raise DataError(f"the corpus has characters the checkpoint's vocabulary lacks: "
+                        f"{format_chars(vocab.unknown(text))}; train a new run on this text")
+    vocab = vocab or Vocab.from_text(text)
     splits = split_ids(vocab.encode(text), d.train_frac, d.val_frac)
     check_trainable(len(splits["train"]), cfg.train.batch_size, cfg.train.seq_len)
+    if len(splits["val"]) < 2:
+        raise DataError(f"the val split has {len(splits['val'])} character(s) of {len(text)}; "
+                        f"raise data.val_frac or give a longer corpus")
     logger.info("vocab_size %d; split sizes train %d, val %d, test %d characters", vocab.size,
                 len(splits["train"]), len(splits["val"]), len(splits["test"]))
     return vocab, splits
 
 
-def make_payload(model: CharLM, optimizer, state: TrainState, cfg: RunConfig,
-                 vocab: Vocab) -> dict:
-    """The checkpoint dict (see :mod:`charlm.checkpoint`)."""
+def make_payload(model: CharLM, optimizer, state: TrainState, cfg: RunConfig, vocab: Vocab,
+                 hidden=None) -> dict:
+    """The checkpoint dict (see :mod:`charlm.checkpoint`), with what exact resume needs."""
     return {"format_version": ckpt_io.FORMAT_VERSION, "versions": ckpt_io.versions(),
             "config": cfg.to_dict(), "vocab": vocab.chars, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "state": state.to_dict()}
+            "optimizer": optimizer.state_dict(), "state": state.to_dict(), "hidden": hidden,
+            "rng": rng_state()}
 
 
 def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab, val_ids: np.ndarray,
@@ -134,17 +152,21 @@ def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab, val_ids:
     """Hooks that log to TensorBoard, evaluate, sample and save checkpoints."""
     t = cfg.train
 
-    def save(state: TrainState, name: str) -> Path:
-        return ckpt_io.save_checkpoint(make_payload(model, optimizer, state, cfg, vocab),
-                                       paths.checkpoints / name)
+    def save(state: TrainState, name: str, hidden=None) -> None:
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            logger.error("step %d: weights are not finite; %s not saved", state.step, name)
+            return
+        ckpt_io.save_checkpoint(make_payload(model, optimizer, state, cfg, vocab, hidden),
+                                paths.checkpoints / name)
 
     def on_log(state: TrainState, m: dict) -> None:
-        for key in ("loss", "lr", "grad_norm", "chars_per_s"):
+        for key in ("loss", "lr", "grad_norm", "chars_per_s", "nonfinite_steps"):
             writer.add_scalar(f"train/{key}", m[key], state.step)
         writer.add_scalar("train/bpc", nats_to_bits(m["loss"]), state.step)
 
-    def on_eval(state: TrainState) -> float:
+    def on_eval(state: TrainState) -> None:
         loss, n = evaluate(model, val_ids, t.eval_batch_size, t.seq_len, t.eval_max_chars)
+        state.last_val_loss = loss
         writer.add_scalar("val/loss", loss, state.step)
         writer.add_scalar("val/bpc", nats_to_bits(loss), state.step)
         logger.info("step %d: val loss %.4f nats/char, %.4f bpc over %d chars",
@@ -158,40 +180,72 @@ def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab, val_ids:
                                s.temperature, s.top_k, s.top_p, seed=state.step)
             writer.add_text("sample/text", "```\n" + text + "\n```", state.step)
         writer.flush()
-        return loss
 
     def on_checkpoint(state: TrainState, hidden) -> None:
-        save(state, ckpt_io.LAST)
+        save(state, ckpt_io.LAST, hidden)
+        writer.flush()
 
     return Hooks(on_log=on_log, on_eval=on_eval, on_checkpoint=on_checkpoint)
 
 
-def train_run(cfg: RunConfig) -> TrainResult:
+def finalize_config(cfg: RunConfig) -> RunConfig:
+    """Fill what a run must record to be repeatable: the seed drawn, the run name, and a
+    corpus spec that works from any folder."""
+    t = cfg.train
+    seed = t.seed if t.seed is not None else secrets.randbelow(2**31)
+    name = t.run_name or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model.cell}"
+    return dataclasses.replace(
+        cfg, train=dataclasses.replace(t, seed=seed, run_name=name),
+        data=dataclasses.replace(cfg.data, corpus=canonical_spec(cfg.data.corpus)))
+
+
+def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | None = None,
+              init: dict | None = None) -> TrainResult:
     """Train one run as ``cfg`` says and return its summary.
 
+    Args:
+        resume: a loaded checkpoint to continue exactly (its folder is ``resume_dir``).
+        init: a loaded checkpoint whose weights and vocabulary start a new run (fine-tuning).
     Raises:
         CharLMError: for bad data, devices or output folders (before anything is trained).
+        Interrupted: after SIGINT or SIGTERM, once ``last.pt`` is saved.
+        NumericalError: when updates stay non-finite; the last good checkpoint is kept.
     """
-    seed = cfg.train.seed if cfg.train.seed is not None else secrets.randbelow(2**31)
-    cfg = dataclasses.replace(
-        cfg, train=dataclasses.replace(cfg.train, seed=seed),
-        data=dataclasses.replace(cfg.data, corpus=canonical_spec(cfg.data.corpus)))
+    cfg = finalize_config(cfg)
     device = resolve_device(cfg.train.device)
-    vocab, splits = prepare_data(cfg)
-    paths = prepare_paths(cfg)
+    start = resume or init
+    vocab, splits = prepare_data(cfg, Vocab(start["vocab"]) if start else None)
+    paths = prepare_paths(cfg, resume_dir if resume else None)
     save_yaml(cfg, paths.checkpoints / "config.yaml")
-    logger.info("run %s: seed %d, device %s", paths.name, seed, device)
-    seed_everything(seed)
-    model = create_model(cfg.model, vocab.size).to(device)
+    logger.info("run %s: seed %d, device %s%s", paths.name, cfg.train.seed, device,
+                f", resuming at step {resume['state']['step']}" if resume else "")
+    seed_everything(cfg.train.seed)
+    model = create_model(cfg.model, vocab.size)
+    if start:
+        model.load_state_dict(start["model"])
+    model.to(device)
     logger.info("model: %s %d x %d, %d parameters", cfg.model.cell, cfg.model.num_layers,
                 cfg.model.hidden_size, model.num_parameters())
     optimizer = make_optimizer(model, cfg.optim)
+    state, hidden = TrainState(), None
+    if resume:
+        optimizer.load_state_dict(resume["optimizer"])
+        state, hidden = TrainState(**resume["state"]), resume.get("hidden")
+        hidden = map_hidden(hidden, lambda h: h.to(device)) if hidden is not None else None
+        restore_rng(resume["rng"])
     train = TBPTTBatches(splits["train"], cfg.train.batch_size, cfg.train.seq_len, device)
-    writer = open_writer(paths.logs)
+    writer = open_writer(paths.logs, purge_step=state.step + 1 if resume else None)
     try:
         hooks = build_hooks(model, optimizer, cfg, vocab, splits["val"], paths, writer)
-        state, hidden = fit(model, optimizer, train, cfg, TrainState(), hooks)
-        hooks.on_checkpoint(state, hidden)
+        with stop_on_signals() as received:
+            hooks.should_stop = lambda: received() is not None
+            state, hidden = fit(model, optimizer, train, cfg, state, hooks, hidden)
+        if received() is None or state.step % cfg.train.checkpoint_interval:
+            hooks.on_checkpoint(state, hidden)  # not twice for a stop right after a save
+        if received() is not None:
+            raise Interrupted(f"stopped at step {state.step}; saved "
+                              f"{paths.checkpoints / ckpt_io.LAST}; continue with: charlm "
+                              f"train --resume {paths.name}", received())
         log_hparams(writer, cfg.to_dict(), {"val_loss": state.last_val_loss,
                                             "val_bpc": nats_to_bits(state.last_val_loss),
                                             "best_val_loss": state.best_val_loss}, state.step)
@@ -200,7 +254,8 @@ def train_run(cfg: RunConfig) -> TrainResult:
     best = paths.checkpoints / ckpt_io.BEST
     return TrainResult(paths.name, state.step, state.elapsed_s, state.last_val_loss,
                        nats_to_bits(state.last_val_loss),
-                       best if best.exists() else paths.checkpoints / ckpt_io.LAST)
+                       best if best.exists() else paths.checkpoints / ckpt_io.LAST,
+                       paused=state.last_eval_step != state.step)
 
 
 def load_model(ckpt: dict, device: torch.device) -> tuple[CharLM, Vocab, RunConfig]:

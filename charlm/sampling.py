@@ -17,6 +17,8 @@ from typing import Iterator
 
 import torch
 
+from charlm.corpora import DataError, normalize_newlines
+from charlm.data import format_chars
 from charlm.errors import CharLMError
 from charlm.models import CharLM
 
@@ -114,6 +116,32 @@ def sample_text(model: CharLM, vocab, prime: str, length: int, temperature: floa
     gen = torch.Generator(device=device).manual_seed(seed)
     steps = generate(model, prime_ids, length, 1, temperature, top_k, top_p, gen)
     return vocab.decode(torch.cat([s for s in steps]).tolist()) if length else ""
+
+
+def prepare_prime(vocab, prime: str | None, drop_unknown: bool = False
+                  ) -> tuple[str, torch.Tensor]:
+    """The priming text to show and the (T0,) int64 ids to feed.
+
+    Args:
+        prime: the user's text (line endings normalised as in training), or None for
+            :func:`default_prime`, which is fed but not shown.
+        drop_unknown: remove characters the model never saw instead of raising.
+    Raises:
+        DataError: listing the characters outside the vocabulary (and the option that drops
+            them), or when nothing is left to prime with.
+    """
+    text = default_prime(vocab) if prime is None else normalize_newlines(prime)
+    unknown = vocab.unknown(text)
+    if unknown and not drop_unknown:
+        raise DataError(f"the prime has {len(unknown)} character(s) the model never saw: "
+                        f"{format_chars(unknown)}; remove them or pass --drop-unknown")
+    if unknown:
+        logger.warning("dropped from the prime: %s", format_chars(unknown))
+        text = "".join(c for c in text if c in vocab)
+    if not text:
+        text, prime = default_prime(vocab), ""
+    ids = torch.from_numpy(vocab.encode(text).astype("int64"))
+    return ("" if prime is None else text if prime else ""), ids
 
 
 def default_prime(vocab) -> str:

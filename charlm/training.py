@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from charlm.config import OptimConfig, RunConfig, TrainConfig
 from charlm.corpora import DataError
 from charlm.data import TBPTTBatches
+from charlm.errors import CharLMError
 from charlm.models import CharLM, Hidden, detach_hidden, map_hidden
 
 logger = logging.getLogger(__name__)
@@ -74,16 +75,17 @@ def lr_at(cfg: OptimConfig, step: int, progress: float) -> float:
 
 def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor, hidden: Hidden | None, grad_clip: float
-               ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
-    """One optimizer update on one (B, T) chunk; nothing here syncs with the device.
+               ) -> tuple[torch.Tensor, torch.Tensor, Hidden, bool]:
+    """One optimizer update on one (B, T) chunk, skipped when the loss or gradient is not finite.
 
     Args:
         x, y: (B, T) int64 inputs and targets.
         hidden: carried state from the previous chunk (already detached) or None.
         grad_clip: max global gradient norm; 0 disables clipping (the norm is still measured).
     Returns:
-        ``(loss, grad_norm, hidden)``: scalar loss in nats/char, the pre-clip global norm, and
-        the new state detached from this chunk's graph.
+        ``(loss, grad_norm, hidden, ok)``: scalar loss in nats/char, the pre-clip global norm,
+        the new state detached from this chunk's graph, and whether the update was applied.
+        Deciding ``ok`` reads one flag back from the device: the step's only sync.
     """
     logits, hidden = model(x, hidden)
     loss = loss_fn(logits, y)
@@ -91,8 +93,10 @@ def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
                                           grad_clip if grad_clip > 0 else math.inf)
-    optimizer.step()
-    return loss.detach(), norm.detach(), detach_hidden(hidden)
+    ok = bool(torch.isfinite(norm) & torch.isfinite(loss))
+    if ok:
+        optimizer.step()
+    return loss.detach(), norm.detach(), detach_hidden(hidden), ok
 
 
 @torch.inference_mode()
@@ -136,6 +140,10 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
     return total.item() / batches.num_pairs, batches.num_pairs
 
 
+class NumericalError(CharLMError):
+    """Training produced non-finite losses or gradients too many steps in a row."""
+
+
 @dataclass
 class TrainState:
     """Where a run is: counters, clock and best figure (all plain numbers, checkpoint-safe)."""
@@ -147,6 +155,7 @@ class TrainState:
     best_val_loss: float = math.inf
     last_val_loss: float = math.nan
     last_eval_step: int = -1
+    nonfinite_steps: int = 0       # updates skipped for a non-finite loss or gradient norm
 
     def to_dict(self) -> dict:
         """Plain dict for the checkpoint."""
@@ -191,8 +200,51 @@ class Hooks:
     """What the loop calls; each gets the TrainState (and, where named, more)."""
 
     on_log: Callable[[TrainState, dict], None] = _noop      # metrics: loss, bpc, lr, ...
-    on_eval: Callable[[TrainState], float] = lambda s: math.nan  # returns val loss (nats)
+    on_eval: Callable[[TrainState], None] = _noop  # sets state.last_val_loss (nats/char)
     on_checkpoint: Callable[[TrainState, Hidden | None], None] = _noop
+    should_stop: Callable[[], bool] = lambda: False          # e.g. SIGINT received
+
+
+def _skipped(state: TrainState, cfg: RunConfig, lr: float, streak: int) -> None:
+    """Count a skipped update; raise NumericalError after ``train.max_nonfinite`` in a row."""
+    state.nonfinite_steps += 1
+    logger.warning("step %d: non-finite loss or gradient norm; update skipped, hidden state "
+                   "reset (%d in a row)", state.step, streak)
+    if streak >= cfg.train.max_nonfinite:
+        raise NumericalError(
+            f"training stopped at step {state.step}: {streak} non-finite losses or gradient "
+            f"norms in a row (lr {lr:.3g}, grad_clip {cfg.optim.grad_clip:g}); the last good "
+            f"checkpoint is kept. Try a lower --lr, a --grad-clip of 1 or less, or a shorter "
+            f"--seq-len")
+
+
+class _Meter:
+    """Loss and gradient-norm sums kept on the device between log points (no per-step sync)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss_sum = torch.zeros((), device=device)
+        self.norm_sum = torch.zeros((), device=device)
+        self.steps, self.good, self.tick = 0, 0, time.perf_counter()
+
+    def add(self, loss: torch.Tensor, norm: torch.Tensor, ok: bool) -> None:
+        self.steps += 1
+        if ok:  # a skipped step's NaN would poison the interval's mean
+            self.good += 1
+            self.loss_sum += loss
+            self.norm_sum += norm
+
+    def pause(self, seconds: float) -> None:
+        """Leave ``seconds`` (an evaluation) out of the chars/s figure."""
+        self.tick += seconds
+
+    def read(self, chars_per_step: int) -> dict:
+        """Means over the interval (nats/char, norm) and chars/s; then start a new interval."""
+        good, now = max(self.good, 1), time.perf_counter()
+        out = {"loss": self.loss_sum.item() / good, "grad_norm": self.norm_sum.item() / good,
+               "chars_per_s": self.steps * chars_per_step / max(now - self.tick, 1e-9)}
+        self.loss_sum.zero_(), self.norm_sum.zero_()
+        self.steps, self.good, self.tick = 0, 0, now
+        return out
 
 
 def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
@@ -202,62 +254,69 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
 
     Each step takes the next (B, T) chunk of every stream, carries the hidden state from the
     previous step (detached), and at the end of the train split wraps to the first chunk with
-    the state reset. Losses are accumulated on the device and read back only every
-    ``train.log_interval`` steps. The run ends with an evaluation; a time budget keeps the
-    duration of the last evaluation free for it, so ``max_time`` counts evaluations too.
+    the state reset. Losses are accumulated on the device and read back only at log points
+    (every ``train.log_interval`` steps, and at checkpoints). The run ends with an evaluation;
+    a time budget keeps the duration of the last evaluation free for it, so ``max_time``
+    counts evaluations too.
 
     Returns:
-        The final TrainState and hidden state.
+        The final TrainState and hidden state; the loop returns early, without the final
+        evaluation, when ``hooks.should_stop()`` becomes true or at ``train.stop_at_step``.
+    Raises:
+        NumericalError: after ``train.max_nonfinite`` skipped updates in a row.
     """
     t = cfg.train
     budget = Budget.from_config(t, train.full_chunks)
-    device = train.inputs.device
-    loss_sum = torch.zeros((), device=device)
-    norm_sum = torch.zeros((), device=device)
-    since, tick = 0, time.perf_counter()
-    start = tick - state.elapsed_s
-    reserve_s = 0.0  # the last evaluation's duration, kept free for the final one
+    meter = _Meter(train.inputs.device)
+    start = time.perf_counter() - state.elapsed_s
+    reserve_s, streak = 0.0, 0  # reserve: the last evaluation's duration, kept for the final
 
-    def evaluate_now() -> float:
+    def evaluate_now() -> None:
         nonlocal reserve_s
-        eval_start = time.perf_counter()
-        state.last_val_loss, state.last_eval_step = hooks.on_eval(state), state.step
-        reserve_s = time.perf_counter() - eval_start
-        return reserve_s
+        began = time.perf_counter()
+        hooks.on_eval(state)
+        state.last_eval_step = state.step
+        reserve_s = time.perf_counter() - began
+        meter.pause(reserve_s)
+
     bar = tqdm(total=budget.max_steps, initial=state.step, unit="step", dynamic_ncols=True,
                disable=(not t.progress) if t.progress is not None else None)
     try:
         while not budget.done(state.step, state.elapsed_s + reserve_s):
             if state.chunk >= train.full_chunks:
                 state.epoch, state.chunk, hidden = state.epoch + 1, 0, None
-            progress = budget.progress(state.step, state.elapsed_s + reserve_s)
-            lr = lr_at(cfg.optim, state.step, progress)
+            lr = lr_at(cfg.optim, state.step,
+                       budget.progress(state.step, state.elapsed_s + reserve_s))
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y = train.chunk(state.chunk)
-            loss, norm, hidden = train_step(model, optimizer, x, y, hidden, cfg.optim.grad_clip)
-            state.step, state.chunk, since = state.step + 1, state.chunk + 1, since + 1
-            loss_sum += loss
-            norm_sum += norm
+            loss, norm, hidden, ok = train_step(model, optimizer, x, y, hidden,
+                                                cfg.optim.grad_clip)
+            state.step, state.chunk = state.step + 1, state.chunk + 1
+            meter.add(loss, norm, ok)
+            streak = 0 if ok else streak + 1
+            if not ok:
+                hidden = None
+                _skipped(state, cfg, lr, streak)
             state.elapsed_s = time.perf_counter() - start
-            last = budget.done(state.step, state.elapsed_s + reserve_s)
-            if state.step % t.log_interval == 0 or last:
-                now = time.perf_counter()
-                metrics = {"loss": loss_sum.item() / since, "grad_norm": norm_sum.item() / since,
-                           "lr": lr, "chars_per_s": since * x.numel() / (now - tick)}
+            saving = state.step % t.checkpoint_interval == 0
+            if state.step % t.log_interval == 0 or saving or \
+                    budget.done(state.step, state.elapsed_s + reserve_s):
+                metrics = meter.read(x.numel()) | {"lr": lr,
+                                                   "nonfinite_steps": state.nonfinite_steps}
                 hooks.on_log(state, metrics)
                 bar.set_postfix(loss=f"{metrics['loss']:.3f}",
                                 bpc=f"{metrics['loss'] / math.log(2):.3f}",
                                 chars_s=f"{metrics['chars_per_s']:.0f}", lr=f"{lr:.2e}",
                                 refresh=False)
-                loss_sum.zero_(), norm_sum.zero_()
-                since, tick = 0, time.perf_counter()
             if state.step % t.eval_interval == 0:
-                tick += evaluate_now()  # chars/s counts training time only
-            if state.step % t.checkpoint_interval == 0:
+                evaluate_now()
+            if saving:
                 hooks.on_checkpoint(state, hidden)
             bar.update(1)
             state.elapsed_s = time.perf_counter() - start
+            if hooks.should_stop() or (t.stop_at_step and state.step >= t.stop_at_step):
+                return state, hidden
         if state.last_eval_step != state.step:
             evaluate_now()
         state.elapsed_s = time.perf_counter() - start

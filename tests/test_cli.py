@@ -1,25 +1,12 @@
 """End to end through the real command line, on real text, in a temporary working folder."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import CONFIGS, charlm
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TAGS = {"train/loss", "train/bpc", "val/loss", "val/bpc", "train/lr", "train/grad_norm",
         "train/chars_per_s"}
-
-
-def charlm(*args, cwd, check=True):
-    env = dict(os.environ, PYTHONIOENCODING="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "charlm", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, encoding="utf-8", timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"charlm {args} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
 
 
 @pytest.mark.slow

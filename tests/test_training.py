@@ -21,7 +21,8 @@ def test_a_batch_can_be_overfit(cell, stdlib_text):
     opt = make_optimizer(model, OptimConfig(lr=0.01))
     first = None
     for _ in range(150):
-        loss, norm, _ = train_step(model, opt, x, y, None, grad_clip=1.0)
+        loss, norm, _, ok = train_step(model, opt, x, y, None, grad_clip=1.0)
+        assert ok
         first = first if first is not None else loss.item()
     assert first > 3.0 and loss.item() < 0.5 * first
 
