@@ -102,6 +102,12 @@ class TrainConfig:
     eval_batch_size: int = _field(64, "streams during evaluation", lo=1)
     checkpoint_interval: int = _field(500, "steps between saves of last.pt", lo=1)
     log_interval: int = _field(50, "steps between train scalars and progress updates", lo=1)
+    log_gradflow_interval: int = _field(0, "steps between gradient-flow profiles, per-layer "
+                                        "gradient norms and the pre-clip norm histogram in "
+                                        "TensorBoard; 0 disables", lo=0)
+    gradflow_horizon: int = _field(100, "K of the gradient-flow profile logged in training",
+                                   lo=1)
+    log_gates: bool = _field(True, "log gate saturation (LSTM, GRU) at each evaluation")
     max_nonfinite: int = _field(10, "non-finite losses or gradient norms in a row (each "
                                 "update skipped) before training stops", lo=1)
     sample_length: int = _field(300, "characters of the text sample logged at each "

@@ -22,7 +22,8 @@ from charlm.config import RunConfig, save_yaml
 from charlm.corpora import DataError, canonical_spec, load_text
 from charlm.data import TBPTTBatches, Vocab, check_trainable, format_chars, split_ids
 from charlm.errors import CharLMError
-from charlm.log import log_hparams, open_writer
+from charlm.inspection import gate_statistics
+from charlm.log import log_gates, log_gradients, log_hparams, open_writer
 from charlm.metrics import nats_to_bits
 from charlm.models import CharLM, create_model, map_hidden
 from charlm.resume import Interrupted, restore_rng, rng_state, stop_on_signals
@@ -147,10 +148,12 @@ def make_payload(model: CharLM, optimizer, state: TrainState, cfg: RunConfig, vo
             "rng": rng_state()}
 
 
-def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab, val_ids: np.ndarray,
-                paths: RunPaths, writer) -> Hooks:
+def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab,
+                splits: dict[str, np.ndarray], paths: RunPaths, writer) -> Hooks:
     """Hooks that log to TensorBoard, evaluate, sample and save checkpoints."""
     t = cfg.train
+    train_ids, val_ids = splits["train"], splits["val"]
+    gradflow_done = [0]  # step of the last gradient-flow log
 
     def save(state: TrainState, name: str, hidden=None) -> None:
         if not all(torch.isfinite(p).all() for p in model.parameters()):
@@ -163,6 +166,10 @@ def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab, val_ids:
         for key in ("loss", "lr", "grad_norm", "chars_per_s", "nonfinite_steps"):
             writer.add_scalar(f"train/{key}", m[key], state.step)
         writer.add_scalar("train/bpc", nats_to_bits(m["loss"]), state.step)
+        every = t.log_gradflow_interval
+        if every and state.step // every > gradflow_done[0] // every:
+            gradflow_done[0] = state.step
+            log_gradients(writer, model, m["grad_norms"], cfg, train_ids, state.step)
 
     def on_eval(state: TrainState) -> None:
         loss, n = evaluate(model, val_ids, t.eval_batch_size, t.seq_len, t.eval_max_chars)
@@ -174,6 +181,8 @@ def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab, val_ids:
         if loss < state.best_val_loss:
             state.best_val_loss = loss
             save(state, ckpt_io.BEST)
+        if t.log_gates:
+            log_gates(writer, gate_statistics(model, val_ids, batch=4, length=128), state.step)
         if t.sample_length:
             s = cfg.sample
             text = sample_text(model, vocab, default_prime(vocab), t.sample_length,
@@ -236,7 +245,7 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
     train = TBPTTBatches(splits["train"], cfg.train.batch_size, cfg.train.seq_len, device)
     writer = open_writer(paths.logs, purge_step=state.step + 1 if resume else None)
     try:
-        hooks = build_hooks(model, optimizer, cfg, vocab, splits["val"], paths, writer)
+        hooks = build_hooks(model, optimizer, cfg, vocab, splits, paths, writer)
         with stop_on_signals() as received:
             hooks.should_stop = lambda: received() is not None
             state, hidden = fit(model, optimizer, train, cfg, state, hooks, hidden)

@@ -126,7 +126,9 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
     batches = TBPTTBatches(ids, min(batch_size, len(ids) - 1), seq_len, device)
     was_training = model.training
     model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=device)
+    # float64 so that millions of summed nats lose nothing; MPS has no float64
+    total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64,
+                        device=device)
     hidden = None
     for j in range(batches.all_chunks):
         x, y = batches.chunk(j)
@@ -225,6 +227,7 @@ class _Meter:
         self.loss_sum = torch.zeros((), device=device)
         self.norm_sum = torch.zeros((), device=device)
         self.steps, self.good, self.tick = 0, 0, time.perf_counter()
+        self.norms: list[torch.Tensor] = []
 
     def add(self, loss: torch.Tensor, norm: torch.Tensor, ok: bool) -> None:
         self.steps += 1
@@ -232,18 +235,21 @@ class _Meter:
             self.good += 1
             self.loss_sum += loss
             self.norm_sum += norm
+            self.norms.append(norm)
 
     def pause(self, seconds: float) -> None:
         """Leave ``seconds`` (an evaluation) out of the chars/s figure."""
         self.tick += seconds
 
     def read(self, chars_per_step: int) -> dict:
-        """Means over the interval (nats/char, norm) and chars/s; then start a new interval."""
+        """Means over the interval (nats/char, norm), chars/s and the interval's pre-clip norms
+        (a 1-D CPU tensor); then start a new interval."""
         good, now = max(self.good, 1), time.perf_counter()
         out = {"loss": self.loss_sum.item() / good, "grad_norm": self.norm_sum.item() / good,
-               "chars_per_s": self.steps * chars_per_step / max(now - self.tick, 1e-9)}
+               "chars_per_s": self.steps * chars_per_step / max(now - self.tick, 1e-9),
+               "grad_norms": torch.stack(self.norms).float().cpu() if self.norms else None}
         self.loss_sum.zero_(), self.norm_sum.zero_()
-        self.steps, self.good, self.tick = 0, 0, now
+        self.steps, self.good, self.tick, self.norms = 0, 0, now, []
         return out
 
 

@@ -75,3 +75,9 @@ def test_resolved_config_round_trips(tmp_path):
 def test_every_key_has_help():
     rows = describe_keys()
     assert len(rows) > 30 and all(help_ for _, _, help_ in rows)
+
+
+def test_readme_documents_every_key():
+    readme = (CONFIGS.parent / "README.md").read_text(encoding="utf-8")
+    missing = [key for key, _, _ in describe_keys() if f"`{key}`" not in readme]
+    assert not missing, f"README lacks {missing}"

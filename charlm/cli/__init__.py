@@ -1,0 +1,44 @@
+"""The ``charlm`` command: train, sample, eval, inspect, gradflow, visualize.
+
+The only package that reads argv or writes to the terminal. Commands parse, build, call,
+report; torch is imported inside the commands so ``charlm --help`` stays fast. Every
+:class:`~charlm.errors.CharLMError` becomes a one-line ``Error: ...`` and a non-zero status.
+"""
+
+from __future__ import annotations
+
+import click
+
+from charlm import __version__
+from charlm.cli.generate import eval_, sample
+from charlm.cli.look import gradflow, inspect, visualize
+from charlm.cli.train import train
+from charlm.errors import CharLMError
+
+
+class _Group(click.Group):
+    """A click group that reports CharLMError as a clean message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CharLMError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = getattr(exc, "exit_code", 1)  # 130 / 143 after a signal
+            raise error from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
+                                           "show_default": True})
+@click.version_option(__version__, prog_name="charlm")
+@click.option("-v", "--verbose", count=True, help="More log output (debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def main(verbose: int, quiet: bool) -> None:
+    """Character-level language models with RNN, LSTM and GRU cores."""
+    from charlm.log import setup_logging
+
+    setup_logging(-1 if quiet else verbose)
+
+
+for _command in (train, sample, eval_, inspect, gradflow, visualize):
+    main.add_command(_command)

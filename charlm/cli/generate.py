@@ -1,0 +1,94 @@
+"""``charlm sample`` and ``charlm eval``: use a trained checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from charlm.cli.common import h, load_model_for, text_out
+
+
+@click.command()
+@click.argument("checkpoint", required=False)
+@click.option("--length", type=int, help=h("", "checkpoint's sample.length (500)"))
+@click.option("--temperature", type=float,
+              help=h("0 is greedy (argmax).", "checkpoint's sample.temperature (0.8)"))
+@click.option("--top-k", type=int, help=h("Keep the k most likely characters.", "off"))
+@click.option("--top-p", type=float, help=h("Nucleus sampling mass in (0, 1].", "off"))
+@click.option("--prime", default=None,
+              help=h("Text to start from; printed first.", "a newline, not printed"))
+@click.option("--drop-unknown", is_flag=True,
+              help="Drop priming characters the model never saw instead of stopping.")
+@click.option("--seed", type=int, default=None, help=h("", "random"))
+@click.option("--num-samples", type=click.IntRange(min=1), default=1)
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Write the text to this file (always UTF-8) instead of stdout.")
+@click.option("--device", default="auto")
+@click.option("--checkpoint-dir", default="checkpoints", help="Where to look without CHECKPOINT.")
+def sample(checkpoint, length, temperature, top_k, top_p, prime, drop_unknown, seed,
+           num_samples, output, device, checkpoint_dir) -> None:
+    """Generate text from CHECKPOINT (a .pt file or a run folder).
+
+    Without CHECKPOINT, the best checkpoint of the newest run under checkpoints/ is used. On a
+    terminal whose encoding cannot show a character, it is printed as an escape (\\uXXXX);
+    --output always writes exact UTF-8.
+    """
+    import torch
+
+    from charlm.sampling import check_options, generate, prepare_prime
+
+    path, model, vocab, cfg, dev = load_model_for(checkpoint, checkpoint_dir, device)
+    s = cfg.sample
+    length = s.length if length is None else length
+    temperature = s.temperature if temperature is None else temperature
+    top_k, top_p = (s.top_k if top_k is None else top_k), (s.top_p if top_p is None else top_p)
+    check_options(vocab.size, temperature, top_k, top_p, length)
+    shown, prime_ids = prepare_prime(vocab, prime, drop_unknown)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(seed) if seed is not None else gen.seed()
+    steps = generate(model, prime_ids.to(dev), length, num_samples, temperature, top_k, top_p,
+                     gen)
+    with text_out(output) as out:
+        if num_samples == 1:  # stream character by character
+            out.write(shown)
+            for ids in steps:
+                out.write(vocab.chars[int(ids[0])])
+                out.flush()
+            out.write("\n")
+            return
+        rows = torch.stack(list(steps), 1).tolist() if length else [[]] * num_samples
+        for i, row in enumerate(rows):
+            out.write(("\n" if i else "") + shown + vocab.decode(row) + "\n")
+
+
+@click.command("eval")
+@click.argument("checkpoint")
+@click.option("--data", help=h("Corpus to score.", "the checkpoint's corpus"))
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="val")
+@click.option("--batch-size", type=int, default=None, help=h("", "train.eval_batch_size"))
+@click.option("--device", default="auto")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def eval_(checkpoint, data, split, batch_size, device, as_json) -> None:
+    """Loss (nats/char), bpc and perplexity of CHECKPOINT over a whole split.
+
+    The split boundaries come from the checkpoint's config; the state is carried through it.
+    """
+    from charlm.corpora import load_text
+    from charlm.data import split_ids
+    from charlm.metrics import nats_to_bits, perplexity
+    from charlm.training import evaluate
+
+    path, model, vocab, cfg, _ = load_model_for(checkpoint, "checkpoints", device)
+    d = cfg.data
+    corpus = data or d.corpus
+    ids = split_ids(vocab.encode(load_text(corpus, d.data_dir, d.encoding, d.errors)),
+                    d.train_frac, d.val_frac)[split]
+    loss, n = evaluate(model, ids, batch_size or cfg.train.eval_batch_size, cfg.train.seq_len)
+    result = {"checkpoint": str(path), "corpus": corpus, "split": split, "chars": n,
+              "loss_nats": loss, "bpc": nats_to_bits(loss), "perplexity": perplexity(loss)}
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"{split}: loss {loss:.4f} nats/char, {result['bpc']:.4f} bpc, perplexity "
+                   f"{result['perplexity']:.3f} over {n:,} chars ({path})")

@@ -1,0 +1,154 @@
+"""Gradient flow through time: how much of the loss's gradient reaches k steps back.
+
+For windows of real text, the loss at the last step T is back-propagated through the
+recurrence and the norm of its gradient with respect to the hidden state k steps earlier,
+``||dL_T / dh_{T-k}||`` for k = 0..K, is averaged over windows. A vanilla RNN multiplies the
+gradient at every step by the recurrent Jacobian ``diag(tanh') W_hh``, so it shrinks (or grows)
+geometrically; the LSTM's cell state is an additive path scaled only by the forget gate, and the
+GRU's update gate interpolates, so theirs decays far more slowly.
+
+Shape legend: B windows, T time steps, L layers, H hidden size, V vocab size.
+
+References:
+    Bengio, Simard & Frasconi 1994, "Learning long-term dependencies with gradient descent is
+    difficult". Pascanu, Mikolov & Bengio 2013, "On the difficulty of training recurrent neural
+    networks", section 2 (the Jacobian product). Hochreiter & Schmidhuber 1997 (LSTM's constant
+    error carousel).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import torch
+
+from charlm.corpora import DataError
+from charlm.models import CharLM, detach_hidden
+
+logger = logging.getLogger(__name__)
+
+TABLE_KS = (0, 1, 5, 10, 20, 50, 100, 150, 200)
+
+
+def _h(hidden) -> torch.Tensor:
+    """The h part of a hidden state: (L, B, H) (LSTM's (h, c) pair gives h)."""
+    return hidden[0] if isinstance(hidden, tuple) else hidden
+
+
+def sample_windows(ids: np.ndarray, length: int, count: int, seed: int = 0) -> torch.Tensor:
+    """``count`` windows of ``length`` consecutive ids at seeded random offsets.
+
+    Returns:
+        (B, length) int64 tensor.
+    Raises:
+        DataError: if the text is shorter than one window.
+    """
+    if len(ids) < length + 1:
+        raise DataError(f"the text has {len(ids)} characters; gradient flow needs at least "
+                        f"{length + 1} (lower --horizon)")
+    starts = np.random.default_rng(seed).integers(0, len(ids) - length, count)
+    return torch.from_numpy(np.stack([ids[s:s + length] for s in starts]).astype(np.int64))
+
+
+def gradient_profile(model: CharLM, windows: torch.Tensor, horizon: int, burn_in: int = 50
+                     ) -> np.ndarray:
+    """Mean ``||dL_T / dh_{T-k}||`` over windows, for k = 0..horizon.
+
+    The first ``burn_in`` characters of each window set the hidden state (no gradient); the next
+    ``horizon + 1`` run one step at a time so each step's state can be differentiated; the
+    target is the window's last character. h is the hidden state of all L layers (for the
+    LSTM, h and not the cell state c; gradient reaching h_{T-k} through c is included).
+    The work runs on a float64 copy of the model in eval mode (no dropout), so ``model``, its
+    mode and its parameters' ``.grad`` are left untouched.
+
+    Args:
+        model: a CharLM.
+        windows: (B, burn_in + horizon + 2) int64 ids.
+        horizon: K, the largest k.
+    Returns:
+        (K + 1,) float64 array, entry k the mean gradient norm (nats per unit of h).
+    """
+    # a float64 copy: the profile spans hundreds of orders of magnitude, past float32's range
+    # (MPS has no float64, so there the copy runs on the CPU)
+    device = next(model.parameters()).device
+    device = torch.device("cpu") if device.type == "mps" else device
+    model = copy.deepcopy(model).to(device).double().eval()
+    x, target = windows[:, :-1].to(device), windows[:, -1].to(device)
+    with torch.no_grad():
+        _, hidden = model(x[:, :burn_in]) if burn_in else (None, None)
+    hidden, states = detach_hidden(hidden), []
+    for t in range(burn_in, burn_in + horizon + 1):
+        _, hidden = model.core(model.embedding(x[:, t:t + 1]), hidden)
+        states.append(_h(hidden))                         # (L, B, H) after step t
+    logits = model.decoder(states[-1][-1])                # (B, V) from the top layer's h_T
+    # summed, not averaged, so each window's gradient is its own
+    loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
+    grads = torch.autograd.grad(loss, states)
+    norms = [g.transpose(0, 1).flatten(1).norm(dim=1).mean().item() for g in grads]
+    return np.array(norms[::-1], dtype=np.float64)  # index k = steps back from T
+
+
+def format_table(profiles: dict[str, np.ndarray], ks=TABLE_KS) -> str:
+    """A plain-text table: one row per k, one column per profile."""
+    labels = list(profiles)
+    width = max(12, *(len(lab) + 2 for lab in labels))
+    lines = ["k".rjust(5) + "".join(lab.rjust(width) for lab in labels)]
+    for k in ks:
+        if all(k < len(p) for p in profiles.values()):
+            lines.append(f"{k:5d}" + "".join(f"{profiles[lab][k]:{width}.3e}" for lab in labels))
+    return "\n".join(lines)
+
+
+def write_outputs(profiles: dict[str, np.ndarray], out_dir, title: str) -> list:
+    """Write ``gradflow.csv``, ``gradflow.png`` and TensorBoard scalars under ``out_dir``.
+
+    TensorBoard gets one run per profile (``out_dir/<label>/``) with tag ``gradflow/grad_norm``
+    and k as the step, so ``tensorboard --logdir out_dir`` overlays the curves.
+
+    Returns:
+        The paths written.
+    """
+    import csv
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels, n = list(profiles), min(len(p) for p in profiles.values())
+    with open(out / "gradflow.csv", "w", newline="", encoding="utf-8") as fh:
+        rows = csv.writer(fh)
+        rows.writerow(["k", *labels])
+        for k in range(n):
+            rows.writerow([k, *(f"{profiles[lab][k]:.6e}" for lab in labels)])
+    _plot(profiles, out / "gradflow.png", title)
+    from charlm.log import open_writer
+
+    for label, profile in profiles.items():
+        writer = open_writer(out / label.replace("/", "_"))
+        try:
+            for k, value in enumerate(profile):
+                writer.add_scalar("gradflow/grad_norm", float(value), k)
+        finally:
+            writer.close()
+    return [out / "gradflow.csv", out / "gradflow.png"]
+
+
+def _plot(profiles: dict[str, np.ndarray], path, title: str) -> None:
+    """Log-scale line plot of the profiles against k."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for label, profile in profiles.items():
+        ax.semilogy(np.arange(len(profile)), np.maximum(profile, 1e-300), label=label)
+    ax.set_xlabel("k (steps back from the loss)")
+    ax.set_ylabel("mean ||dL_T / dh_(T-k)||")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,110 @@
+import pytest
+import torch
+from torch import nn
+
+from charlm.cells import SIGMOID_GATES, gate_saturation, run_core
+from charlm.models import CELLS, CharLM
+
+V, B, T, E, H = 20, 3, 11, 8, 16
+RECORDED = {"rnn": {"h"}, "lstm": {"i", "f", "g", "o", "c", "h"}, "gru": {"r", "z", "n", "h"}}
+
+
+def make_model(cell: str, num_layers: int) -> CharLM:
+    """A float64 CharLM with weights spread wider than the default init, so gates saturate."""
+    torch.manual_seed(0)
+    model = CharLM(V, cell, embedding_size=E, hidden_size=H, num_layers=num_layers)
+    model = model.double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    return model
+
+
+def random_hidden(cell: str, num_layers: int):
+    shape = (num_layers, B, H)
+    if cell == "lstm":
+        return torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
+    return torch.randn(shape, dtype=torch.float64)
+
+
+def embed(model: CharLM) -> torch.Tensor:
+    return model.embedding(torch.randint(0, V, (B, T)))          # (B, T, E)
+
+
+@pytest.mark.parametrize("random_start", [False, True], ids=["zero-start", "random-start"])
+@pytest.mark.parametrize("num_layers", [1, 3])
+@pytest.mark.parametrize("cell", list(CELLS))
+@torch.no_grad()
+def test_run_core_matches_fused_module(cell, num_layers, random_start):
+    model = make_model(cell, num_layers)
+    x = embed(model)
+    hidden0 = random_hidden(cell, num_layers) if random_start else None
+    want_out, want_hidden = model.core(x, hidden0)
+    out, hidden, gates = run_core(model.core, x, hidden0)
+    torch.testing.assert_close(out, want_out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(hidden, want_hidden, atol=1e-5, rtol=0)
+    assert gates == {}
+
+
+@torch.no_grad()
+def test_relu_rnn_matches_fused_module():
+    torch.manual_seed(0)
+    core = nn.RNN(E, H, 2, nonlinearity="relu", batch_first=True).double()
+    x = torch.randn(B, T, E, dtype=torch.float64)
+    want_out, want_hidden = core(x)
+    out, hidden, _ = run_core(core, x)
+    torch.testing.assert_close(out, want_out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(hidden, want_hidden, atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+def test_lstm_recorded_gates_reproduce_the_cell_update():
+    model = make_model("lstm", 2)
+    x = embed(model)
+    h0, c0 = random_hidden("lstm", 2)
+    out, _, gates = run_core(model.core, x, (h0, c0), record_gates=True)
+    for k, g in gates.items():
+        c_prev = torch.cat([c0[k].unsqueeze(1), g["c"][:, :-1]], dim=1)   # (B, T, H)
+        torch.testing.assert_close(g["c"], g["f"] * c_prev + g["i"] * g["g"])
+        torch.testing.assert_close(g["h"], g["o"] * torch.tanh(g["c"]))
+    torch.testing.assert_close(gates[1]["h"], out)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@torch.no_grad()
+def test_recorded_gates_and_saturation(cell):
+    model = make_model(cell, 2)
+    _, _, gates = run_core(model.core, embed(model), record_gates=True)
+    assert set(gates) == {0, 1}
+    for named in gates.values():
+        assert set(named) == RECORDED[cell]
+        assert all(a.shape == (B, T, H) for a in named.values())
+    saturation = gate_saturation(gates)
+    for layer, named in saturation.items():
+        assert set(named) == RECORDED[cell] & SIGMOID_GATES
+        for left, right in named.values():
+            assert 0.0 <= left <= 1.0 and 0.0 <= right <= 1.0 and left + right <= 1.0
+
+
+def test_gate_saturation_counts_and_skips_tanh_quantities():
+    gates = {0: {"f": torch.tensor([0.05, 0.5, 0.95, 0.99]), "g": torch.tensor([-1.0, 1.0])}}
+    assert gate_saturation(gates) == {0: {"f": (0.25, 0.5)}}
+    with pytest.raises(ValueError, match="low <= high"):
+        gate_saturation(gates, low=0.9, high=0.1)
+
+
+@pytest.mark.parametrize("core, problem", [
+    (nn.LSTM(4, 5, bidirectional=True, batch_first=True), "bidirectional"),
+    (nn.LSTM(4, 5, proj_size=2, batch_first=True), "proj_size"),
+    (nn.GRU(4, 5, bias=False, batch_first=True), "bias=False"),
+    (nn.RNN(4, 5), "batch_first=False"),
+    (nn.Linear(4, 5), "needs an nn.RNN, nn.LSTM or nn.GRU"),
+])
+def test_unsupported_module_raises(core, problem):
+    with pytest.raises(ValueError, match=problem):
+        run_core(core, torch.randn(2, 3, 4))
+
+
+def test_bad_input_shape_raises():
+    with pytest.raises(ValueError, match=r"x must be \(B, T, E\)"):
+        run_core(nn.GRU(4, 5, batch_first=True), torch.randn(2, 3, 6))
