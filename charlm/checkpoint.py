@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 BEST, LAST = "best.pt", "last.pt"
+REQUIRED_KEYS = ("versions", "config", "vocab", "model", "state")
 
 
 class CheckpointError(CharLMError):
@@ -92,6 +93,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path}")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] != b"PK" and magic[:1] != b"\x80":  # zip (torch.save) or a raw pickle
+        raise CheckpointError(f"{path} is not a checkpoint: it is not a file torch.save "
+                              f"wrote (empty, text or another format)")
     try:
         with warnings.catch_warnings():  # torch warns about the protocol of foreign pickles
             warnings.simplefilter("ignore", UserWarning)
@@ -104,6 +110,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
     if ckpt["format_version"] != FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {ckpt['format_version']}; this "
                               f"charlm ({__version__}) reads format {FORMAT_VERSION}")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path} is an incomplete charlm checkpoint: it lacks "
+                              f"{', '.join(missing)}")
     return ckpt
 
 
@@ -116,7 +126,8 @@ def _reason(exc: Exception) -> str:
         return (f"refused: it holds pickled Python objects{what} rather than tensors, and "
                 f"loading them could run code")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[0][:200] if lines else 'truncated or empty file'}"
+    first = lines[0].split(". ")[0].rstrip(".") if lines else "truncated or empty file"
+    return f"{type(exc).__name__}: {first}; the file is truncated or corrupt"
 
 
 def find_checkpoint(target: str | Path | None, checkpoint_dir: str | Path = "checkpoints",
@@ -124,8 +135,9 @@ def find_checkpoint(target: str | Path | None, checkpoint_dir: str | Path = "che
     """Resolve what the user named to one checkpoint file.
 
     Args:
-        target: a checkpoint file; a run folder (the first of ``prefer`` it holds); or None
-            for the newest run under ``checkpoint_dir``.
+        target: a checkpoint file; a run folder or a run name under ``checkpoint_dir`` (the
+            first of ``prefer`` it holds); or None for the newest run under
+            ``checkpoint_dir``.
         checkpoint_dir: the parent of run folders.
         prefer: file names to look for in a run folder, in order.
     Raises:
@@ -140,13 +152,17 @@ def find_checkpoint(target: str | Path | None, checkpoint_dir: str | Path = "che
         newest = max(runs, key=lambda p: max(f.stat().st_mtime for f in p.glob("*.pt")))
         return _pick(newest, prefer)
     path = Path(target)
+    named = Path(checkpoint_dir) / str(target)
+    if not path.exists() and named.is_dir():  # a run name
+        path = named
     if path.is_dir():
         found = _pick(path, prefer)
         if found is None:
             raise CheckpointError(f"run folder {path} holds no {' or '.join(prefer)}")
         return found
     if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}")
+        raise CheckpointError(f"no checkpoint at {path} (nor a run of that name under "
+                              f"{checkpoint_dir}/)")
     return path
 
 

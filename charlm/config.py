@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import logging
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,8 @@ from charlm.errors import CharLMError
 
 logger = logging.getLogger(__name__)
 
-CELL_NAMES = ("rnn", "lstm", "gru")  # the keys of charlm.models.CELLS, kept torch-free here
+CELL_NAMES = ("rnn", "lstm", "gru")
+_RUN_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]+$")  # the keys of charlm.models.CELLS, kept torch-free here
 
 
 class ConfigError(CharLMError):
@@ -71,8 +73,9 @@ class ModelConfig:
 class OptimConfig:
     """AdamW with linear warm-up then cosine decay, and global-norm gradient clipping."""
 
-    lr: float = _field(5e-3, "peak learning rate", lo=0.0, lo_open=True)
-    min_lr: float = _field(5e-5, "learning rate at the end of the cosine decay", lo=0.0)
+    lr: float = _field(5e-3, "peak learning rate", lo=0.0, hi=10.0, lo_open=True)
+    min_lr: float = _field(5e-5, "learning rate at the end of the cosine decay (<= lr)",
+                           lo=0.0, hi=10.0)
     weight_decay: float = _field(0.0, "AdamW decoupled weight decay", lo=0.0)
     beta1: float = _field(0.9, "Adam beta1", lo=0.0, hi=0.9999)
     beta2: float = _field(0.99, "Adam beta2", lo=0.0, hi=0.99999)
@@ -112,9 +115,14 @@ class TrainConfig:
                                 "update skipped) before training stops", lo=1)
     sample_length: int = _field(300, "characters of the text sample logged at each "
                                 "evaluation; 0 disables", lo=0)
-    seed: Optional[int] = _field(None, "random seed; unset draws one and logs it", lo=0)
+    seed: Optional[int] = _field(None, "random seed; unset draws one and logs it", lo=0,
+                                 hi=2**63 - 1)
     device: str = _field("auto", "auto, cpu, cuda, cuda:N or mps")
-    run_name: Optional[str] = _field(None, "run folder name; unset uses time and cell")
+    precision: str = _field("fp32", "bf16 runs forward passes under torch.autocast in "
+                            "bfloat16 (for GPUs; losses stay fp32)", choices=("fp32", "bf16"))
+    compile: bool = _field(False, "torch.compile the model for training steps")
+    run_name: Optional[str] = _field(None, "run folder name (letters, digits, . _ -); unset "
+                                     "uses time and cell")
     checkpoint_dir: str = _field("checkpoints", "parent folder of run checkpoints")
     log_dir: str = _field("runs", "parent folder of TensorBoard runs")
     progress: Optional[bool] = _field(None, "tqdm progress bar; unset shows it on a terminal")
@@ -189,6 +197,8 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
         return out
     if not isinstance(value, str):
         raise bad
+    if not value.strip():
+        raise ConfigError(f"{key} ({source}) must not be an empty string")
     return value
 
 
@@ -202,9 +212,9 @@ def _check_range(key: str, value: Any, meta: Mapping[str, Any], source: str) -> 
     lo, hi = meta["lo"], meta["hi"]
     if lo is not None and (value < lo or (meta["lo_open"] and value == lo)):
         op = ">" if meta["lo_open"] else ">="
-        raise ConfigError(f"{key} ({source}) is {value}; it must be {op} {lo}")
+        raise ConfigError(f"{key} ({source}) is {value}; it must be {op} {lo if isinstance(lo, int) else f'{lo:g}'}")
     if hi is not None and value > hi:
-        raise ConfigError(f"{key} ({source}) is {value}; it must be <= {hi}")
+        raise ConfigError(f"{key} ({source}) is {value}; it must be <= {hi if isinstance(hi, int) else f'{hi:g}'}")
 
 
 def _apply(cfg: RunConfig, key: str, value: Any, source: str) -> RunConfig:
@@ -230,8 +240,9 @@ def _flatten(tree: Mapping[str, Any], source: str) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for section, body in tree.items():
         if not isinstance(body, Mapping):
+            hint = "" if section in SECTIONS else _closest(str(section), SECTIONS)
             raise ConfigError(f"'{section}' ({source}) must be a mapping of keys, "
-                              f"got {type(body).__name__}{_closest(str(section), SECTIONS)}")
+                              f"got {type(body).__name__}{hint}")
         for name, value in body.items():
             flat[f"{section}.{name}"] = value
     return flat
@@ -248,6 +259,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; give a YAML file") from None
     try:
         tree = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -324,7 +337,13 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.data.train_frac + cfg.data.val_frac > 1.0 + 1e-9:
         raise ConfigError(f"data.train_frac + data.val_frac is "
                           f"{cfg.data.train_frac + cfg.data.val_frac:g}; it must be <= 1")
+    if cfg.optim.min_lr > cfg.optim.lr:
+        raise ConfigError(f"optim.min_lr ({cfg.optim.min_lr:g}) is above optim.lr "
+                          f"({cfg.optim.lr:g}); the decay goes down to min_lr")
     t = cfg.train
+    if t.run_name is not None and not _RUN_NAME.match(t.run_name):
+        raise ConfigError(f"train.run_name {t.run_name!r} must be a plain folder name of "
+                          f"letters, digits, '.', '_' and '-' (no '/', not '.' or '..')")
     if t.max_steps is None and t.max_epochs is None and t.max_time is None:
         raise ConfigError("no stopping rule: set train.max_steps, train.max_epochs or "
                           "train.max_time (e.g. --max-time 300)")

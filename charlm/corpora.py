@@ -53,11 +53,17 @@ def decode_bytes(raw: bytes, name: str, encoding: str = "utf-8", errors: str = "
             file, the byte offset and the byte value).
     """
     utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
-    if utf8 and (raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw[:200].count(b"\x00") > 20):
-        kind = "UTF-16 (byte-order mark)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else \
-            "UTF-16 or binary (many NUL bytes)"
-        raise DataError(f"{name} looks like {kind}, not UTF-8; convert it "
-                        f"(iconv -f UTF-16 -t UTF-8) or pass --set data.encoding=utf-16")
+    head = raw[:400]
+    odd, even = head[1::2], head[0::2]  # UTF-16 ASCII text: one parity all NUL, one none
+    utf16 = head[:2] in (b"\xff\xfe", b"\xfe\xff") or len(head) >= 8 and (
+        (odd.count(0) > 0.8 * len(odd) and even.count(0) < 0.1 * len(even))
+        or (even.count(0) > 0.8 * len(even) and odd.count(0) < 0.1 * len(odd)))
+    if utf8 and utf16:
+        raise DataError(f"{name} looks like UTF-16 text, not UTF-8; convert it "
+                        f"(iconv -f UTF-16 -t UTF-8) or pass --encoding utf-16")
+    if utf8 and b"\x00" in head:
+        raise DataError(f"{name} looks like binary data (it holds NUL bytes), not text; "
+                        f"give a text file")
     if utf8:
         encoding = "utf-8-sig"  # strips a UTF-8 byte-order mark
     try:
@@ -66,9 +72,9 @@ def decode_bytes(raw: bytes, name: str, encoding: str = "utf-8", errors: str = "
         raise DataError(f"unknown text encoding '{encoding}' (data.encoding)") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{name} is not valid {exc.encoding}: byte 0x{raw[exc.start]:02x} at "
-                        f"byte offset {exc.start}; pass --set data.encoding=NAME if the file "
-                        f"uses another encoding, or --set data.errors=replace to substitute "
-                        f"U+FFFD") from None
+                        f"byte offset {exc.start}; if the file uses another encoding pass "
+                        f"--encoding NAME (data.encoding), or set data.errors=replace to "
+                        f"substitute U+FFFD") from None
     return normalize_newlines(text)
 
 
@@ -144,7 +150,12 @@ def _tinyshakespeare(data_dir: Path) -> Path:
     """Path of tiny-shakespeare under ``data_dir``, downloading it when missing."""
     dest = data_dir / "tinyshakespeare" / "input.txt"
     if not dest.exists():
-        fetch_verified(TINYSHAKESPEARE_URL, TINYSHAKESPEARE_SHA256, dest)
+        return fetch_verified(TINYSHAKESPEARE_URL, TINYSHAKESPEARE_SHA256, dest)
+    digest = hashlib.sha256(dest.read_bytes()).hexdigest()
+    if digest != TINYSHAKESPEARE_SHA256:
+        raise DataError(f"{dest} has sha256 {digest}, not tiny-shakespeare's "
+                        f"{TINYSHAKESPEARE_SHA256}; delete it to download it again, or pass "
+                        f"the file with --data PATH")
     return dest
 
 
@@ -170,6 +181,8 @@ def resolve_sources(spec: str, data_dir: str | Path = "data") -> list[Path]:
         return files
     if path.is_file():
         return [path]
+    if path.exists():
+        raise DataError(f"'{spec}' is not a regular file or directory; give a text file")
     raise DataError(f"no such file or directory: '{spec}'; --data takes a text file, a "
                     f"directory of text files, or one of {', '.join(NAMED_CORPORA)}")
 

@@ -56,11 +56,12 @@ def checkpoint_profiles(paths: list[str], spec: str | None, horizon: int, window
     Raises:
         CheckpointError, DataError: for unreadable checkpoints or text.
     """
-    from charlm.checkpoint import load_checkpoint
+    from charlm.checkpoint import find_checkpoint, load_checkpoint
     from charlm.run import load_model
 
     profiles = {}
     for path in paths:
+        path = find_checkpoint(path)
         model, vocab, cfg = load_model(load_checkpoint(path), torch.device("cpu"))
         ids = split_text(vocab, cfg, spec, "val")
         batch = sample_windows(ids, BURN_IN + horizon + 2, windows, seed)

@@ -1,11 +1,11 @@
 """Logging setup and TensorBoard: one SummaryWriter per run, scalars grouped by prefix.
 
 Tags: ``train/loss`` ``train/bpc`` ``train/lr`` ``train/grad_norm`` ``train/chars_per_s``
-``train/nonfinite_steps``, ``val/loss`` ``val/bpc``, ``sample/text``, ``gates/`` (saturation
-at each evaluation), ``grad/`` (every ``train.log_gradflow_interval`` steps), and hparams with
-``hparam/`` metrics at the end. Torch is imported inside functions so that the CLI's
-``--help`` stays fast.
-``global_step`` is always the optimizer step. Losses are in nats/char.
+``train/nonfinite_steps``; ``val/loss`` ``val/bpc`` ``val/elapsed_s`` (training seconds at the
+evaluation); ``sample/text``; ``gates/`` (saturation at each evaluation); ``grad/`` (every
+``train.log_gradflow_interval`` steps); hparams with ``hparam/`` metrics at the end.
+``global_step`` is always the optimizer step. Losses are in nats/char. Torch is imported
+inside functions so that the CLI's ``--help`` stays fast.
 """
 
 from __future__ import annotations

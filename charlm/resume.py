@@ -18,16 +18,16 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from charlm.checkpoint import BEST, LAST, find_checkpoint
+from charlm.checkpoint import BEST, LAST, CheckpointError, find_checkpoint
 from charlm.config import ConfigError, RunConfig, build_config, changed_keys, from_dict
 from charlm.errors import CharLMError
 
 logger = logging.getLogger(__name__)
 
 # Keys a resumed run cannot change: they fix the weights' shapes or the data layout that the
-# saved position and hidden state refer to.
+# saved position and hidden state refer to (the seed: every RNG state is restored anyway).
 FROZEN_ON_RESUME = ("model.", "data.train_frac", "data.val_frac", "train.batch_size",
-                    "train.seq_len", "train.run_name")
+                    "train.seq_len", "train.run_name", "train.seed")
 
 
 class Interrupted(CharLMError):
@@ -61,12 +61,19 @@ def resume_target(target: str, checkpoint_dir: str | Path) -> Path:
     Raises:
         CheckpointError: if nothing matches.
     """
-    if target == "latest":
-        return find_checkpoint(None, checkpoint_dir, prefer=(LAST, BEST))
-    named = Path(checkpoint_dir) / target
-    if not Path(target).exists() and named.is_dir():
-        return find_checkpoint(named, prefer=(LAST, BEST))
-    return find_checkpoint(target, prefer=(LAST, BEST))
+    found = find_checkpoint(None if target == "latest" else target, checkpoint_dir,
+                            prefer=(LAST, BEST))
+    last = found.parent / LAST
+    if found.name != LAST and last.is_file():
+        from charlm.checkpoint import load_checkpoint
+
+        at, newest = (load_checkpoint(p)["state"]["step"] for p in (found, last))
+        if newest > at:
+            raise CheckpointError(
+                f"{found} is at step {at} but {last} is at step {newest}; resuming from the "
+                f"older one would overwrite {LAST}. Resume from {last}, or start a new run "
+                f"from {found} with --init-from")
+    return found
 
 
 def merge_overrides(saved: RunConfig, wanted: RunConfig) -> RunConfig:
@@ -87,14 +94,17 @@ def merge_overrides(saved: RunConfig, wanted: RunConfig) -> RunConfig:
     return wanted
 
 
-def config_for_resume(ckpt: dict, yaml_path=None, sets=(), options=None) -> RunConfig:
-    """The saved config of a run with the overrides given now (``stop_at_step`` is cleared).
+def config_for_resume(ckpt: dict, run_dir, yaml_path=None, sets=(), options=None
+                      ) -> RunConfig:
+    """The saved config of a run with the overrides given now (``stop_at_step`` is cleared;
+    the run name is the folder's, so a copied run folder logs under its own name).
 
     Raises:
         ConfigError: for bad overrides or ones that cannot change on resume.
     """
     saved = from_dict(ckpt["config"])
-    base = dataclasses.replace(saved, train=dataclasses.replace(saved.train, stop_at_step=None))
+    base = dataclasses.replace(saved, train=dataclasses.replace(
+        saved.train, stop_at_step=None, run_name=run_dir.name))
     return merge_overrides(base, build_config(yaml_path, sets, options, base=base))
 
 

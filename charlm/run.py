@@ -28,7 +28,7 @@ from charlm.metrics import nats_to_bits
 from charlm.models import CharLM, create_model, map_hidden
 from charlm.resume import Interrupted, restore_rng, rng_state, stop_on_signals
 from charlm.sampling import default_prime, sample_text
-from charlm.training import Hooks, TrainState, evaluate, fit, make_optimizer
+from charlm.training import Budget, Hooks, TrainState, evaluate, fit, make_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +176,7 @@ def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab,
         state.last_val_loss = loss
         writer.add_scalar("val/loss", loss, state.step)
         writer.add_scalar("val/bpc", nats_to_bits(loss), state.step)
+        writer.add_scalar("val/elapsed_s", state.elapsed_s, state.step)
         logger.info("step %d: val loss %.4f nats/char, %.4f bpc over %d chars",
                     state.step, loss, nats_to_bits(loss), n)
         if loss < state.best_val_loss:
@@ -243,6 +244,11 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
         hidden = map_hidden(hidden, lambda h: h.to(device)) if hidden is not None else None
         restore_rng(resume["rng"])
     train = TBPTTBatches(splits["train"], cfg.train.batch_size, cfg.train.seq_len, device)
+    if resume and Budget.from_config(cfg.train, train.full_chunks).done(state.step,
+                                                                       state.elapsed_s):
+        logger.warning("run %s is already at step %d (%.0f s): its budget is spent, nothing "
+                       "to train; raise --max-steps / --max-time to continue", paths.name,
+                       state.step, state.elapsed_s)
     writer = open_writer(paths.logs, purge_step=state.step + 1 if resume else None)
     try:
         hooks = build_hooks(model, optimizer, cfg, vocab, splits, paths, writer)
@@ -281,7 +287,8 @@ def load_model(ckpt: dict, device: torch.device) -> tuple[CharLM, Vocab, RunConf
         model = create_model(cfg.model, vocab.size)
         model.load_state_dict(ckpt["model"])
     except (KeyError, ValueError, RuntimeError, CharLMError) as exc:
+        detail = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
         raise ckpt_io.CheckpointError(f"checkpoint contents are inconsistent: "
-                                      f"{str(exc).splitlines()[0]}") from None
+                                      f"{detail[:400]}") from None
     return model.to(device).eval(), vocab, cfg
 

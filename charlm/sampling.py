@@ -13,6 +13,7 @@ References:
 from __future__ import annotations
 
 import logging
+import math
 from typing import Iterator
 
 import torch
@@ -36,12 +37,12 @@ def check_options(vocab_size: int, temperature: float, top_k: int | None,
     Raises:
         SamplingError: naming the option, its value and the allowed range.
     """
-    if temperature < 0:
+    if not math.isfinite(temperature) or temperature < 0:
         raise SamplingError(f"temperature is {temperature}; use 0 (greedy) or a positive value")
     if top_k is not None and not 1 <= top_k <= vocab_size:
         raise SamplingError(f"top_k is {top_k}; it must be between 1 and the vocabulary "
                             f"size {vocab_size}")
-    if top_p is not None and not 0 < top_p <= 1:
+    if top_p is not None and not 0 < top_p <= 1:  # also refuses nan
         raise SamplingError(f"top_p is {top_p}; it must be in (0, 1]")
     if length < 0:
         raise SamplingError(f"length is {length}; it must be 0 or more")

@@ -74,7 +74,8 @@ def lr_at(cfg: OptimConfig, step: int, progress: float) -> float:
 
 
 def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               y: torch.Tensor, hidden: Hidden | None, grad_clip: float
+               y: torch.Tensor, hidden: Hidden | None, grad_clip: float,
+               autocast: torch.dtype | None = None
                ) -> tuple[torch.Tensor, torch.Tensor, Hidden, bool]:
     """One optimizer update on one (B, T) chunk, skipped when the loss or gradient is not finite.
 
@@ -82,13 +83,17 @@ def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
         x, y: (B, T) int64 inputs and targets.
         hidden: carried state from the previous chunk (already detached) or None.
         grad_clip: max global gradient norm; 0 disables clipping (the norm is still measured).
+        autocast: run the forward pass under ``torch.autocast`` in this dtype (e.g. bfloat16);
+            None runs it in the parameters' dtype.
     Returns:
         ``(loss, grad_norm, hidden, ok)``: scalar loss in nats/char, the pre-clip global norm,
         the new state detached from this chunk's graph, and whether the update was applied.
         Deciding ``ok`` reads one flag back from the device: the step's only sync.
     """
-    logits, hidden = model(x, hidden)
-    loss = loss_fn(logits, y)
+    with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16,
+                        enabled=autocast is not None):
+        logits, hidden = model(x, hidden)
+    loss = loss_fn(logits, y)  # in float32 whatever the forward ran in
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
@@ -101,17 +106,20 @@ def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
 
 @torch.inference_mode()
 def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
-             max_chars: int | None = None) -> tuple[float, int]:
+             max_chars: int | None = None, warmup: int = 512) -> tuple[float, int]:
     """Mean loss over a split, the hidden state carried through it.
 
     The split is laid out as in training (:class:`~charlm.data.TBPTTBatches`), each stream's
     state carried chunk to chunk; the few leftover pairs continue the last stream, so every
-    target in ``ids[1:]`` is scored exactly once.
+    target in ``ids[1:]`` is scored exactly once. So that the batch size hardly matters, each
+    stream but the first starts from the state left by reading the ``warmup`` characters
+    before it (read, not scored); the first stream starts from zeros, as a batch of 1 would.
 
     Args:
         ids: (N,) encoded split.
         batch_size: streams; lowered when the split is shorter.
         max_chars: score only the first ``max_chars`` targets; None scores all.
+        warmup: characters of context read before each stream (0 starts streams from zeros).
     Returns:
         ``(loss_nats, num_chars)``: mean nats/char and how many targets were scored.
     Raises:
@@ -120,8 +128,8 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
     if max_chars is not None:
         ids = ids[:max_chars + 1]
     if len(ids) < 2:
-        raise DataError(f"the evaluation split has {len(ids)} characters; it needs at least 2 "
-                        f"(raise data.val_frac or give a longer corpus)")
+        raise DataError(f"the split to evaluate has {len(ids)} character(s); it needs at least "
+                        f"2 (its size comes from data.train_frac and data.val_frac)")
     device = next(model.parameters()).device
     batches = TBPTTBatches(ids, min(batch_size, len(ids) - 1), seq_len, device)
     was_training = model.training
@@ -129,7 +137,7 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
     # float64 so that millions of summed nats lose nothing; MPS has no float64
     total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64,
                         device=device)
-    hidden = None
+    hidden = _warm_state(model, batches, warmup)
     for j in range(batches.all_chunks):
         x, y = batches.chunk(j)
         logits, hidden = model(x, hidden)
@@ -144,6 +152,17 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
 
 class NumericalError(CharLMError):
     """Training produced non-finite losses or gradients too many steps in a row."""
+
+
+def _warm_state(model: CharLM, batches: TBPTTBatches, warmup: int) -> Hidden | None:
+    """Hidden state of each stream after reading the ``W = min(warmup, S)`` inputs before it;
+    zeros for stream 0. Returns None when there is nothing to warm."""
+    W = min(warmup, batches.stream_len)
+    if W == 0 or batches.batch_size == 1:
+        return None
+    before = batches.inputs[:-1, -W:].long()           # (B-1, W): the end of stream b-1
+    _, hidden = model(torch.cat([before[:1], before]))  # row 0 is reset below
+    return map_hidden(hidden, lambda h: torch.cat([torch.zeros_like(h[:, :1]), h[:, 1:]], 1))
 
 
 @dataclass
@@ -274,6 +293,8 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
     t = cfg.train
     budget = Budget.from_config(t, train.full_chunks)
     meter = _Meter(train.inputs.device)
+    autocast = torch.bfloat16 if t.precision == "bf16" else None
+    step_model = torch.compile(model) if t.compile else model  # checkpoints save ``model``
     start = time.perf_counter() - state.elapsed_s
     reserve_s, streak = 0.0, 0  # reserve: the last evaluation's duration, kept for the final
 
@@ -296,8 +317,8 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y = train.chunk(state.chunk)
-            loss, norm, hidden, ok = train_step(model, optimizer, x, y, hidden,
-                                                cfg.optim.grad_clip)
+            loss, norm, hidden, ok = train_step(step_model, optimizer, x, y, hidden,
+                                                cfg.optim.grad_clip, autocast)
             state.step, state.chunk = state.step + 1, state.chunk + 1
             meter.add(loss, norm, ok)
             streak = 0 if ok else streak + 1

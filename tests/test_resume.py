@@ -95,6 +95,7 @@ def test_sigint_then_resume_is_exact(straight, workdir, corpus):
                                                 lambda p: p.send_signal(signal.SIGINT))
     assert rc == 130, err
     assert f"continue with: charlm train --resume {run}" in err and "Traceback" not in err
+    assert "Error:" not in err
     assert N <= step < 300
     charlm("train", "--resume", run, cwd=workdir)
     assert_same_run(straight, run, workdir)

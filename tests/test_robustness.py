@@ -1,5 +1,6 @@
 """Numerical faults, refused resumes, fine-tuning, inspect, and bad input at the command line."""
 
+import json
 import math
 
 import numpy as np
@@ -63,7 +64,7 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path):
     path = save_checkpoint({"format_version": 1, "x": torch.ones(3)}, tmp_path / "last.pt")
     with pytest.raises(Exception):
         save_checkpoint({"format_version": 1, "bad": lambda: 0}, path)  # unpicklable mid-write
-    assert torch.equal(load_checkpoint(path)["x"], torch.ones(3))
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left
 
 
@@ -199,3 +200,67 @@ def test_crlf_policy_is_the_same_in_training_and_priming(tmp_path):
     assert "\r" not in vocab and "\n" in vocab
     out = charlm("sample", "--prime", "line\r\none", "--length", 5, cwd=tmp_path).stdout
     assert out.startswith("line\none")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--config", "/bin/ls"], "is not UTF-8 text; give a YAML file"),
+    (["train", "--seed", "99999999999999999999"], "must be <= 9223372036854775807"),
+    (["train", "--lr", "1e38"], "optim.lr (option) is 1e+38; it must be <= 10"),
+    (["train", "--run-name", "../escape"], "must be a plain folder name"),
+    (["train", "--data", "/dev/null"], "is not a regular file or directory"),
+    (["train", "--data", "/bin/ls"], "looks like binary data (it holds NUL bytes)"),
+    (["train", "--set", "optim.min_lr=0.1"], "optim.min_lr (0.1) is above optim.lr"),
+    (["sample", "base", "--temperature", "nan"], "temperature is nan"),
+    (["eval", "base", "--batch-size", "-3"], "Invalid value for '--batch-size'"),
+    (["gradflow", "--hidden-size", "0"], "Invalid value for '--hidden-size'"),
+    (["gradflow", "--horizon", "100000"], "Invalid value for '--horizon'"),
+    (["sample", "corpus.txt"], "is not a checkpoint: it is not a file torch.save wrote"),
+])
+def test_more_bad_input_is_one_line(trained, args, message):
+    work, _, _ = trained
+    proc = charlm(*args, cwd=work, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert message in proc.stderr, proc.stderr
+
+
+def test_incomplete_checkpoint_and_unwritable_gradflow_out(trained, tmp_path):
+    work, _, run = trained
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    del ckpt["vocab"]
+    torch.save(ckpt, tmp_path / "novocab.pt")
+    proc = charlm("inspect", tmp_path / "novocab.pt", cwd=work, check=False)
+    assert proc.returncode == 1 and "incomplete charlm checkpoint: it lacks vocab" in proc.stderr
+    (tmp_path / "afile").write_text("x")
+    proc = charlm("gradflow", "--cell", "rnn", "--hidden-size", 8, "--horizon", 5, "--windows",
+                  1, "--data", work / "corpus.txt", "--out", tmp_path / "afile", cwd=work,
+                  check=False)
+    assert proc.returncode == 1 and "choose another --out folder" in proc.stderr
+
+
+def test_resuming_an_older_checkpoint_never_overwrites_last(trained):
+    work, corpus, _ = trained
+    charlm("train", *TINY, "--data", corpus, "--run-name", "older", "--max-steps", 40,
+           "--stop-at-step", 35, "--set", "train.eval_interval=10", cwd=work)
+    run = work / "checkpoints" / "older"
+    before = (run / "last.pt").read_bytes()
+    assert load_checkpoint(run / "best.pt")["state"]["step"] <= 30
+    proc = charlm("train", "--resume", run / "best.pt", cwd=work, check=False)
+    assert proc.returncode == 1 and "would overwrite last.pt" in proc.stderr
+    assert (run / "last.pt").read_bytes() == before
+
+
+def test_eval_hardly_depends_on_batch_size_and_takes_run_names(trained):
+    work, _, _ = trained
+    one = json.loads(charlm("eval", "base", "--batch-size", 1, "--json", cwd=work).stdout)
+    many = json.loads(charlm("eval", "base", "--batch-size", 64, "--json", cwd=work).stdout)
+    assert one["chars"] == many["chars"]
+    assert many["loss_nats"] == pytest.approx(one["loss_nats"], rel=0.01)
+    assert charlm("sample", "base", "--length", 5, cwd=work).returncode == 0
+
+
+def test_empty_split_is_explained(tmp_path, trained):
+    work, corpus, _ = trained
+    charlm("train", *TINY, "--data", corpus, "--run-name", "notest", "--max-steps", 3,
+           "--set", "data.train_frac=0.9", "--set", "data.val_frac=0.1", cwd=work)
+    proc = charlm("eval", "notest", "--split", "test", cwd=work, check=False)
+    assert proc.returncode == 1 and "split of" in proc.stderr and "is empty" in proc.stderr

@@ -75,3 +75,15 @@ def test_fit_wraps_epochs_and_resets_state():
     assert (state.step, state.epoch, state.chunk) == (7, 1, 3)  # 4 chunks per epoch
     assert saved == [3, 6] and logged and math.isfinite(logged[-1]["loss"])
     assert hidden.shape == (1, 2, 8)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_bf16_autocast_step_keeps_fp32_loss_and_weights(cell):
+    torch.manual_seed(0)
+    model = CharLM(20, cell, 8, 16, 2)
+    opt = make_optimizer(model, OptimConfig())
+    x, y = torch.randint(0, 20, (3, 7)), torch.randint(0, 20, (3, 7))
+    loss, norm, hidden, ok = train_step(model, opt, x, y, None, 1.0, torch.bfloat16)
+    loss2, *_ = train_step(model, opt, x, y, hidden, 1.0, torch.bfloat16)
+    assert ok and loss.dtype == torch.float32 and math.isfinite(loss2.item())
+    assert all(p.dtype == torch.float32 for p in model.parameters())

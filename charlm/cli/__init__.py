@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from charlm import __version__
+from charlm.cli.bench import bench
 from charlm.cli.generate import eval_, sample
 from charlm.cli.look import gradflow, inspect, visualize
 from charlm.cli.train import train
@@ -23,9 +24,17 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except CharLMError as exc:
-            error = click.ClickException(str(exc))
+            error = _Stopped(str(exc)) if hasattr(exc, "exit_code") else \
+                click.ClickException(str(exc))
             error.exit_code = getattr(exc, "exit_code", 1)  # 130 / 143 after a signal
             raise error from None
+
+
+class _Stopped(click.ClickException):
+    """A clean stop on a signal: said plainly, not as an error."""
+
+    def show(self, file=None) -> None:
+        click.echo(self.format_message(), err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
@@ -40,5 +49,5 @@ def main(verbose: int, quiet: bool) -> None:
     setup_logging(-1 if quiet else verbose)
 
 
-for _command in (train, sample, eval_, inspect, gradflow, visualize):
+for _command in (train, sample, eval_, inspect, gradflow, visualize, bench):
     main.add_command(_command)

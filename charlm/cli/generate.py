@@ -20,7 +20,7 @@ from charlm.cli.common import h, load_model_for, text_out
               help=h("Text to start from; printed first.", "a newline, not printed"))
 @click.option("--drop-unknown", is_flag=True,
               help="Drop priming characters the model never saw instead of stopping.")
-@click.option("--seed", type=int, default=None, help=h("", "random"))
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help=h("", "random"))
 @click.option("--num-samples", type=click.IntRange(min=1), default=1)
 @click.option("--output", type=click.Path(dir_okay=False),
               help="Write the text to this file (always UTF-8) instead of stdout.")
@@ -28,7 +28,7 @@ from charlm.cli.common import h, load_model_for, text_out
 @click.option("--checkpoint-dir", default="checkpoints", help="Where to look without CHECKPOINT.")
 def sample(checkpoint, length, temperature, top_k, top_p, prime, drop_unknown, seed,
            num_samples, output, device, checkpoint_dir) -> None:
-    """Generate text from CHECKPOINT (a .pt file or a run folder).
+    """Generate text from CHECKPOINT (a .pt file, a run folder or a run name).
 
     Without CHECKPOINT, the best checkpoint of the newest run under checkpoints/ is used. On a
     terminal whose encoding cannot show a character, it is printed as an escape (\\uXXXX);
@@ -66,13 +66,17 @@ def sample(checkpoint, length, temperature, top_k, top_p, prime, drop_unknown, s
 @click.argument("checkpoint")
 @click.option("--data", help=h("Corpus to score.", "the checkpoint's corpus"))
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="val")
-@click.option("--batch-size", type=int, default=None, help=h("", "train.eval_batch_size"))
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help=h("Streams scored in parallel.", "train.eval_batch_size"))
+@click.option("--encoding", help=h("Text encoding of --data.", "the checkpoint's"))
 @click.option("--device", default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_(checkpoint, data, split, batch_size, device, as_json) -> None:
+def eval_(checkpoint, data, split, batch_size, encoding, device, as_json) -> None:
     """Loss (nats/char), bpc and perplexity of CHECKPOINT over a whole split.
 
-    The split boundaries come from the checkpoint's config; the state is carried through it.
+    CHECKPOINT is a .pt file, a run folder or a run name. The split boundaries come from the
+    checkpoint's config; the state is carried through the split, each of the parallel streams
+    first reading the 512 characters before it.
     """
     from charlm.corpora import load_text
     from charlm.data import split_ids
@@ -82,8 +86,13 @@ def eval_(checkpoint, data, split, batch_size, device, as_json) -> None:
     path, model, vocab, cfg, _ = load_model_for(checkpoint, "checkpoints", device)
     d = cfg.data
     corpus = data or d.corpus
-    ids = split_ids(vocab.encode(load_text(corpus, d.data_dir, d.encoding, d.errors)),
-                    d.train_frac, d.val_frac)[split]
+    ids = split_ids(vocab.encode(load_text(corpus, d.data_dir, encoding or d.encoding,
+                                           d.errors)), d.train_frac, d.val_frac)[split]
+    if len(ids) < 2:
+        raise click.ClickException(
+            f"the {split} split of {corpus} is empty ({len(ids)} characters): this run's "
+            f"data.train_frac {d.train_frac:g} and data.val_frac {d.val_frac:g} leave "
+            f"nothing for it; evaluate another --split")
     loss, n = evaluate(model, ids, batch_size or cfg.train.eval_batch_size, cfg.train.seq_len)
     result = {"checkpoint": str(path), "corpus": corpus, "split": split, "chars": n,
               "loss_nats": loss, "bpc": nats_to_bits(loss), "perplexity": perplexity(loss)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from charlm.cli.common import h
@@ -14,10 +16,10 @@ def inspect(checkpoint, gates) -> None:
     """Print what CHECKPOINT holds: config, vocabulary, step, val figures, size, versions."""
     import yaml
 
-    from charlm.checkpoint import load_checkpoint
+    from charlm.checkpoint import BEST, LAST, find_checkpoint, load_checkpoint
     from charlm.metrics import nats_to_bits
 
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(find_checkpoint(checkpoint, prefer=(LAST, BEST)))
     st = ckpt.get("state", {})
     params = sum(t.numel() for k, t in ckpt["model"].items())
     best, last = st.get("best_val_loss", float("nan")), st.get("last_val_loss", float("nan"))
@@ -26,8 +28,11 @@ def inspect(checkpoint, gates) -> None:
     click.echo(f"step {st.get('step')}, epoch {st.get('epoch')}, "
                f"{st.get('elapsed_s', 0):.1f} s trained, "
                f"{st.get('nonfinite_steps', 0)} non-finite steps skipped")
-    click.echo(f"val loss: last {last:.4f} nats/char ({nats_to_bits(last):.4f} bpc), "
-               f"best {best:.4f} nats/char ({nats_to_bits(best):.4f} bpc)")
+    if math.isfinite(best):
+        click.echo(f"val loss: last {last:.4f} nats/char ({nats_to_bits(last):.4f} bpc), "
+                   f"best {best:.4f} nats/char ({nats_to_bits(best):.4f} bpc)")
+    else:
+        click.echo("val loss: not evaluated yet")
     click.echo(f"parameters: {params:,}; vocab_size {len(ckpt['vocab'])}: "
                f"{ckpt['vocab'][:80]!r}{'...' if len(ckpt['vocab']) > 80 else ''}")
     click.echo("config:\n" + yaml.safe_dump(ckpt["config"], sort_keys=False).rstrip())
@@ -48,13 +53,13 @@ def inspect(checkpoint, gates) -> None:
               help="Fresh (untrained) models to measure when no CHECKPOINT is given.")
 @click.option("--data", default=None, help=h("Text to measure on.",
                                               "pystdlib, or each checkpoint's corpus"))
-@click.option("--horizon", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--horizon", type=click.IntRange(1, 5000), default=200, show_default=True,
               help="K: the furthest step back.")
 @click.option("--windows", type=click.IntRange(min=1), default=32, show_default=True,
               help="Text windows averaged over.")
-@click.option("--hidden-size", type=int, default=256, show_default=True,
+@click.option("--hidden-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Size of the fresh models.")
-@click.option("--num-layers", type=int, default=2, show_default=True)
+@click.option("--num-layers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", default="runs/gradflow", show_default=True,
               help="Folder for gradflow.csv, gradflow.png and TensorBoard scalars.")
@@ -74,7 +79,16 @@ def gradflow(checkpoints, cells, data, horizon, windows, hidden_size, num_layers
         profiles = fresh_profiles(names, data or "pystdlib", horizon, windows, hidden_size,
                                   num_layers, seed)
     click.echo(format_table(profiles))
-    for path in write_outputs(profiles, out, f"gradient flow through time ({data or 'corpus'})"):
+    from pathlib import Path
+
+    where = Path(data).name if data else "each checkpoint's val split" if checkpoints else \
+        "pystdlib"
+    try:
+        written = write_outputs(profiles, out, f"gradient flow through time ({where})")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write to {out}: {exc.strerror}; choose another "
+                                   f"--out folder") from None
+    for path in written:
         click.echo(f"wrote {path}")
     click.echo(f"TensorBoard: tensorboard --logdir {out}")
 
@@ -98,14 +112,15 @@ def visualize(checkpoint, text_file, data, length, units, top, out) -> None:
     """Write an HTML page colouring a passage by the activation of hidden or cell units."""
     import torch
 
-    from charlm.checkpoint import load_checkpoint
+    from charlm.checkpoint import find_checkpoint, load_checkpoint
     from charlm.corpora import load_text
     from charlm.inspection import split_text
     from charlm.run import load_model
     from charlm.visualize import activations, best_units, parse_unit, render_html, \
         text_features
 
-    model, vocab, cfg = load_model(load_checkpoint(checkpoint), torch.device("cpu"))
+    model, vocab, cfg = load_model(load_checkpoint(find_checkpoint(checkpoint)),
+                                   torch.device("cpu"))
     if text_file:
         ids = vocab.encode(load_text(text_file)[:length])
     else:

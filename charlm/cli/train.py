@@ -79,7 +79,7 @@ def train(config_file, cell, data, run_name, max_steps, max_epochs, max_time, de
 
 def _start_run(resume, init_from, config_file, sets, options):
     """Resolve the config (new, resumed or fine-tuned run) and train."""
-    from charlm.checkpoint import load_checkpoint
+    from charlm.checkpoint import find_checkpoint, load_checkpoint
     from charlm.config import build_config
     from charlm.resume import config_for_init, config_for_resume, resume_target
     from charlm.run import train_run
@@ -87,9 +87,10 @@ def _start_run(resume, init_from, config_file, sets, options):
     if resume:
         path = resume_target(resume, options["train.checkpoint_dir"] or "checkpoints")
         ckpt = load_checkpoint(path)
-        return train_run(config_for_resume(ckpt, config_file, sets, options), resume=ckpt,
-                         resume_dir=path.parent)
+        return train_run(config_for_resume(ckpt, path.parent, config_file, sets, options),
+                         resume=ckpt, resume_dir=path.parent)
     if init_from:
-        ckpt = load_checkpoint(init_from)
+        ckpt = load_checkpoint(find_checkpoint(init_from,
+                                               options["train.checkpoint_dir"] or "checkpoints"))
         return train_run(config_for_init(ckpt, config_file, sets, options), init=ckpt)
     return train_run(build_config(config_file, sets, options))
