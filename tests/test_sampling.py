@@ -39,12 +39,24 @@ def test_top_k_and_top_p_restrict_the_choice():
 
 
 def test_generation_is_one_step_per_character(model):
-    """The prefix runs once; every later forward sees exactly one new character."""
+    """The prefix runs once; every later step embeds exactly one new character."""
     lengths = []
-    handle = model.core.register_forward_hook(lambda m, i, o: lengths.append(i[0].shape[1]))
+    handle = model.embedding.register_forward_hook(lambda m, i, o: lengths.append(i[0].shape[1]))
     steps = list(generate(model, torch.tensor([1, 2, 3, 4]), 25, num_samples=3))
     handle.remove()
     assert lengths[0] == 4 and lengths[1:] == [1] * 24 and steps[0].shape == (3,)
+
+
+def test_stepwise_generation_matches_the_fused_model(model):
+    """Greedy text from the step-by-step cells equals greedy decoding with the fused core."""
+    ids = torch.tensor([1, 2, 3])
+    fast = torch.stack(list(generate(model, ids, 30, temperature=0)), 1)[0].tolist()
+    seq = ids.tolist()
+    with torch.no_grad():
+        for _ in range(30):
+            logits, _ = model.eval()(torch.tensor([seq]))
+            seq.append(int(logits[0, -1].argmax()))
+    assert fast == seq[3:]
 
 
 def test_generation_restores_training_mode(model):
