@@ -209,6 +209,15 @@ def finalize_config(cfg: RunConfig) -> RunConfig:
         data=dataclasses.replace(cfg.data, corpus=canonical_spec(cfg.data.corpus)))
 
 
+def _restore(resume: dict, optimizer, device: torch.device):
+    """Optimizer state, TrainState, carried hidden state and RNG states of a checkpoint."""
+    optimizer.load_state_dict(resume["optimizer"])
+    hidden = resume.get("hidden")
+    hidden = map_hidden(hidden, lambda h: h.to(device)) if hidden is not None else None
+    restore_rng(resume["rng"])
+    return TrainState(**resume["state"]), hidden
+
+
 def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | None = None,
               init: dict | None = None) -> TrainResult:
     """Train one run as ``cfg`` says and return its summary.
@@ -237,12 +246,7 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
     logger.info("model: %s %d x %d, %d parameters", cfg.model.cell, cfg.model.num_layers,
                 cfg.model.hidden_size, model.num_parameters())
     optimizer = make_optimizer(model, cfg.optim)
-    state, hidden = TrainState(), None
-    if resume:
-        optimizer.load_state_dict(resume["optimizer"])
-        state, hidden = TrainState(**resume["state"]), resume.get("hidden")
-        hidden = map_hidden(hidden, lambda h: h.to(device)) if hidden is not None else None
-        restore_rng(resume["rng"])
+    state, hidden = _restore(resume, optimizer, device) if resume else (TrainState(), None)
     train = TBPTTBatches(splits["train"], cfg.train.batch_size, cfg.train.seq_len, device)
     if resume and Budget.from_config(cfg.train, train.full_chunks).done(state.step,
                                                                        state.elapsed_s):

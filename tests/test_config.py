@@ -11,7 +11,7 @@ def test_default_yaml_equals_builtin_defaults():
     assert build_config(CONFIGS / "default.yaml") == RunConfig()
 
 
-@pytest.mark.parametrize("name", ["default", "tiny", "shakespeare"])
+@pytest.mark.parametrize("name", ["default", "tiny", "shakespeare", "shakespeare-600s"])
 def test_shipped_configs_load(name):
     cfg = build_config(CONFIGS / f"{name}.yaml")
     assert cfg.model.cell in ("rnn", "lstm", "gru")
