@@ -99,13 +99,17 @@ def _is_binary(path: Path) -> bool:
 
 def text_files(root: Path) -> list[Path]:
     """Non-hidden, non-binary files under ``root``, recursively, in sorted path order."""
-    found = []
+    found, skipped = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if not name.startswith(".") and path.is_file() and not _is_binary(path):
-                found.append(path)
+            if not name.startswith(".") and path.is_file():
+                (skipped if _is_binary(path) else found).append(path)
+    if skipped:
+        logger.warning("skipped %d file(s) under %s that hold NUL bytes (binary, or UTF-16 "
+                       "text: convert it to UTF-8 to include it): %s", len(skipped), root,
+                       ", ".join(str(p.relative_to(root)) for p in sorted(skipped)[:5]))
     return sorted(found)
 
 

@@ -17,12 +17,13 @@ def test_pystdlib_is_real_sorted_and_excludes_tests():
     assert any(f.name == "os.py" for f in files)
 
 
-def test_directory_spec_reads_text_files_sorted(tmp_path):
+def test_directory_spec_reads_text_files_sorted(tmp_path, caplog):
     (tmp_path / "b.txt").write_text("second\n")
     (tmp_path / "a.txt").write_text("first\n")
     (tmp_path / "img.bin").write_bytes(b"\x89PNG\x00\x00")
     (tmp_path / ".hidden").write_text("no\n")
     assert load_text(str(tmp_path)) == "first\nsecond\n"
+    assert "skipped 1 file(s)" in caplog.text and "img.bin" in caplog.text
 
 
 @pytest.mark.parametrize("make, message", [
