@@ -70,10 +70,12 @@ def checkpoint_profiles(paths: list[str], spec: str | None, horizon: int, window
     return profiles
 
 
-def split_text(vocab: Vocab, cfg, spec: str | None, split: str) -> np.ndarray:
-    """Ids of one split of ``spec`` (default: the run's own corpus) in ``vocab``."""
+def split_text(vocab: Vocab, cfg, spec: str | None, split: str,
+               encoding: str | None = None) -> np.ndarray:
+    """Ids of one split of ``spec`` (default: the run's own corpus) in ``vocab``, cut with the
+    run's split fractions; ``encoding`` overrides the run's ``data.encoding``."""
     d = cfg.data
-    text = load_text(spec or d.corpus, d.data_dir, d.encoding, d.errors)
+    text = load_text(spec or d.corpus, d.data_dir, encoding or d.encoding, d.errors)
     return split_ids(vocab.encode(text), d.train_frac, d.val_frac)[split]
 
 

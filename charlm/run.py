@@ -125,9 +125,10 @@ def prepare_data(cfg: RunConfig, vocab: Vocab | None = None
     """
     d = cfg.data
     text = load_text(d.corpus, d.data_dir, d.encoding, d.errors)
-    if vocab is not None and vocab.unknown(text):
+    unknown = vocab.unknown(text) if vocab is not None else []
+    if unknown:
         raise DataError(f"the corpus has characters the checkpoint's vocabulary lacks: "
-                        f"{format_chars(vocab.unknown(text))}; train a new run on this text")
+                        f"{format_chars(unknown)}; train a new run on this text")
     vocab = vocab or Vocab.from_text(text)
     splits = split_ids(vocab.encode(text), d.train_frac, d.val_frac)
     check_trainable(len(splits["train"]), cfg.train.batch_size, cfg.train.seq_len)

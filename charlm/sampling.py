@@ -126,10 +126,10 @@ def sample_text(model: CharLM, vocab, prime: str, length: int, temperature: floa
         DataError: if ``prime`` holds characters outside ``vocab``.
     """
     device = next(model.parameters()).device
-    prime_ids = torch.from_numpy(vocab.encode(prime).astype("int64")).to(device)
+    _, prime_ids = prepare_prime(vocab, prime)
     gen = torch.Generator(device=device).manual_seed(seed)
-    steps = generate(model, prime_ids, length, 1, temperature, top_k, top_p, gen)
-    return vocab.decode(torch.cat([s for s in steps]).tolist()) if length else ""
+    steps = generate(model, prime_ids.to(device), length, 1, temperature, top_k, top_p, gen)
+    return vocab.decode(torch.cat(list(steps)).tolist()) if length else ""
 
 
 def prepare_prime(vocab, prime: str | None, drop_unknown: bool = False

@@ -78,16 +78,14 @@ def eval_(checkpoint, data, split, batch_size, encoding, device, as_json) -> Non
     checkpoint's config; the state is carried through the split, each of the parallel streams
     first reading the 512 characters before it.
     """
-    from charlm.corpora import load_text
-    from charlm.data import split_ids
+    from charlm.inspection import split_text
     from charlm.metrics import nats_to_bits, perplexity
     from charlm.training import evaluate
 
     path, model, vocab, cfg, _ = load_model_for(checkpoint, "checkpoints", device)
     d = cfg.data
     corpus = data or d.corpus
-    ids = split_ids(vocab.encode(load_text(corpus, d.data_dir, encoding or d.encoding,
-                                           d.errors)), d.train_frac, d.val_frac)[split]
+    ids = split_text(vocab, cfg, corpus, split, encoding)
     if len(ids) < 2:
         raise click.ClickException(
             f"the {split} split of {corpus} is empty ({len(ids)} characters): this run's "

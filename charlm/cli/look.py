@@ -6,7 +6,7 @@ import math
 
 import click
 
-from charlm.cli.common import h
+from charlm.cli.common import h, load_model_for
 
 
 @click.command()
@@ -110,17 +110,12 @@ def gradflow(checkpoints, cells, data, horizon, windows, hidden_size, num_layers
               type=click.Path(dir_okay=False))
 def visualize(checkpoint, text_file, data, length, units, top, out) -> None:
     """Write an HTML page colouring a passage by the activation of hidden or cell units."""
-    import torch
-
-    from charlm.checkpoint import find_checkpoint, load_checkpoint
     from charlm.corpora import load_text
     from charlm.inspection import split_text
-    from charlm.run import load_model
     from charlm.visualize import activations, best_units, parse_unit, render_html, \
         text_features
 
-    model, vocab, cfg = load_model(load_checkpoint(find_checkpoint(checkpoint)),
-                                   torch.device("cpu"))
+    _, model, vocab, cfg, _ = load_model_for(checkpoint, "checkpoints", "cpu")
     if text_file:
         ids = vocab.encode(load_text(text_file)[:length])
     else:
