@@ -49,9 +49,13 @@ class DataConfig:
                          "(pystdlib, tinyshakespeare)")
     data_dir: str = _field("data", "folder for downloaded named corpora "
                            "(tinyshakespeare/input.txt)")
-    encoding: str = _field("utf-8", "text encoding of corpus files")
+    unit: str = _field("char", "what one id stands for: char (a Unicode character) or byte "
+                       "(vocabulary of 256, any language or encoding)", choices=("char", "byte"))
+    encoding: str = _field("utf-8", "text encoding of corpus files (unit char)")
     errors: str = _field("strict", "undecodable bytes: strict (error), replace (U+FFFD) or "
                          "ignore (drop)", choices=("strict", "replace", "ignore"))
+    cache_dir: str = _field("data/cache", "folder for encoded corpora (memory-mapped ids, "
+                            "reused while the corpus is unchanged)")
     train_frac: float = _field(0.9, "fraction of the corpus, from its start, used to train",
                                lo=0.0, hi=1.0, lo_open=True)
     val_frac: float = _field(0.05, "fraction after the train split used for validation; the "

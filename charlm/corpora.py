@@ -16,7 +16,9 @@ and lone CR line endings become LF.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import itertools
 import logging
 import os
 import sysconfig
@@ -24,6 +26,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from charlm.errors import CharLMError
 
@@ -33,6 +36,7 @@ TINYSHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/mast
                        "data/tinyshakespeare/input.txt")
 TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 NAMED_CORPORA = ("pystdlib", "tinyshakespeare")
+CHUNK_BYTES = 16 << 20  # read and encode 16 MiB at a time
 _SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
 
 
@@ -45,37 +49,95 @@ def normalize_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def decode_bytes(raw: bytes, name: str, encoding: str = "utf-8", errors: str = "strict") -> str:
-    """Decode a file's bytes with the text policy above.
+def check_head(head: bytes, name: str, encoding: str) -> None:
+    """Refuse, from its first bytes, a file that UTF-8 decoding would misread.
 
     Raises:
-        DataError: for UTF-16/32 text read as UTF-8, or bytes invalid in ``encoding`` (naming the
-            file, the byte offset and the byte value).
+        DataError: for UTF-16/32 text or binary data (NUL bytes) read as UTF-8.
     """
-    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
-    head = raw[:400]
+    if not _is_utf8(encoding):
+        return
+    head = head[:400]
     odd, even = head[1::2], head[0::2]  # UTF-16 ASCII text: one parity all NUL, one none
     utf16 = head[:2] in (b"\xff\xfe", b"\xfe\xff") or len(head) >= 8 and (
         (odd.count(0) > 0.8 * len(odd) and even.count(0) < 0.1 * len(even))
         or (even.count(0) > 0.8 * len(even) and odd.count(0) < 0.1 * len(odd)))
-    if utf8 and utf16:
+    if utf16:
         raise DataError(f"{name} looks like UTF-16 text, not UTF-8; convert it "
                         f"(iconv -f UTF-16 -t UTF-8) or pass --encoding utf-16")
-    if utf8 and b"\x00" in head:
+    if b"\x00" in head:
         raise DataError(f"{name} looks like binary data (it holds NUL bytes), not text; "
                         f"give a text file")
-    if utf8:
-        encoding = "utf-8-sig"  # strips a UTF-8 byte-order mark
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+
+
+def _decoder(encoding: str, errors: str):
+    """An incremental decoder; UTF-8 strips a byte-order mark."""
     try:
-        text = raw.decode(encoding, errors=errors)
+        return codecs.getincrementaldecoder("utf-8-sig" if _is_utf8(encoding) else encoding)(
+            errors=errors)
     except LookupError:
         raise DataError(f"unknown text encoding '{encoding}' (data.encoding)") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{name} is not valid {exc.encoding}: byte 0x{raw[exc.start]:02x} at "
-                        f"byte offset {exc.start}; if the file uses another encoding pass "
-                        f"--encoding NAME (data.encoding), or set data.errors=replace to "
-                        f"substitute U+FFFD") from None
-    return normalize_newlines(text)
+
+
+def _decode_error(exc: UnicodeDecodeError, name: str, offset: int) -> DataError:
+    """The user-facing message for bytes that ``exc.encoding`` cannot decode."""
+    return DataError(f"{name} is not valid {exc.encoding}: byte 0x{exc.object[exc.start]:02x} "
+                     f"at byte offset {offset}; if the file uses another encoding pass "
+                     f"--encoding NAME (data.encoding), or set data.errors=replace to "
+                     f"substitute U+FFFD")
+
+
+def iter_decoded(chunks: Iterable[bytes], name: str, encoding: str = "utf-8",
+                 errors: str = "strict") -> Iterator[str]:
+    """Decode a byte stream piece by piece under the text policy (module doc).
+
+    A multi-byte character or a CRLF pair split between two chunks is handled as if the
+    stream were one piece, so the result never depends on the chunk size.
+
+    Raises:
+        DataError: as :func:`check_head`, or for undecodable bytes (naming the file, the byte
+            offset and the byte value).
+    """
+    decoder, offset, carry_cr, first = _decoder(encoding, errors), 0, False, True
+    for raw in itertools.chain(chunks, [None]):
+        if first and raw is not None:
+            check_head(raw, name, encoding)
+            first = False
+        pending = len(decoder.getstate()[0])
+        try:
+            text = decoder.decode(raw or b"", final=raw is None)
+        except UnicodeDecodeError as exc:
+            raise _decode_error(exc, name, offset - pending + exc.start) from None
+        offset += len(raw or b"")
+        text = ("\r" if carry_cr else "") + text
+        carry_cr = raw is not None and text.endswith("\r")  # may pair with a next "\n"
+        if carry_cr:
+            text = text[:-1]
+        if text:
+            yield normalize_newlines(text)
+
+
+def file_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The bytes of ``path`` in pieces of ``chunk_bytes``.
+
+    Raises:
+        DataError: if the file cannot be read.
+    """
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(chunk_bytes):
+                yield chunk
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def decode_bytes(raw: bytes, name: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Decode a whole file's bytes with the text policy above (see :func:`iter_decoded`)."""
+    return "".join(iter_decoded([raw] if raw else [], name, encoding, errors))
 
 
 def read_text_file(path: Path, encoding: str = "utf-8", errors: str = "strict") -> str:
@@ -84,11 +146,7 @@ def read_text_file(path: Path, encoding: str = "utf-8", errors: str = "strict") 
     Raises:
         DataError: if it cannot be read or decoded.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return decode_bytes(raw, str(path), encoding, errors)
+    return "".join(iter_decoded(file_chunks(path), str(path), encoding, errors))
 
 
 def _is_binary(path: Path) -> bool:

@@ -5,8 +5,10 @@ Shape legend: B batch (streams), T time steps (``seq_len``), S steps per stream,
 
 from __future__ import annotations
 
+import codecs
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -17,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 class Vocab:
-    """The sorted set of characters (Unicode code points) of a corpus; id = index.
+    """``data.unit: char``. The sorted set of characters (Unicode code points) of a corpus; id = index.
 
     A character outside the Basic Multilingual Plane (an emoji, say) is one entry, because
     Python strings index code points.
@@ -25,6 +27,8 @@ class Vocab:
     Raises:
         ValueError: if ``chars`` is empty or not sorted and unique.
     """
+
+    unit = "char"
 
     def __init__(self, chars: str) -> None:
         if not chars or list(chars) != sorted(set(chars)):
@@ -72,11 +76,73 @@ class Vocab:
         """The text of a sequence of ids (ints, an array or a 1-D tensor)."""
         return "".join(self.chars[int(i)] for i in ids)
 
+    def stream_decoder(self) -> Callable[[list[int], bool], str]:
+        """A function ``(ids, final) -> text`` for ids that arrive a few at a time."""
+        return lambda ids, final=False: self.decode(ids)
+
+    def to_payload(self) -> str:
+        """What a checkpoint stores (the characters); :func:`vocab_from_payload` reverses it."""
+        return self.chars
+
     def __contains__(self, char: str) -> bool:
         return char in self._index
 
     def __len__(self) -> int:
         return self.size
+
+
+class ByteVocab:
+    """The 256 byte values: ``data.unit: byte``. Any file, in any language or encoding, is
+    its bytes as stored (no decoding, no line-ending changes), so nothing is ever unknown.
+
+    Text given to :meth:`encode` (a prime) is UTF-8 encoded; :meth:`decode` replaces invalid
+    or incomplete UTF-8 sequences with U+FFFD instead of failing.
+    """
+
+    unit = "byte"
+    size = 256
+    dtype = np.dtype(np.uint8)
+
+    def unknown(self, text: str) -> list[str]:
+        """Always empty: every text has a UTF-8 encoding."""
+        return []
+
+    def encode(self, text: str) -> np.ndarray:
+        """(N,) uint8: the UTF-8 bytes of ``text``."""
+        return np.frombuffer(text.encode("utf-8", errors="surrogateescape"), dtype=np.uint8)
+
+    def decode(self, ids) -> str:
+        """The UTF-8 text of a sequence of byte ids, invalid sequences replaced by U+FFFD."""
+        return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+
+    def stream_decoder(self) -> Callable[[list[int], bool], str]:
+        """A function ``(ids, final) -> text`` that holds back an incomplete UTF-8 sequence
+        until its remaining bytes arrive (or ``final``), and replaces invalid ones."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return lambda ids, final=False: decoder.decode(bytes(int(i) for i in ids), final)
+
+    def to_payload(self) -> dict:
+        """What a checkpoint stores; :func:`vocab_from_payload` reverses it."""
+        return {"unit": "byte", "size": 256}
+
+    def __contains__(self, char: str) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return 256
+
+
+def vocab_from_payload(payload) -> "Vocab | ByteVocab":
+    """The vocabulary a checkpoint stored (a string of characters, or the byte marker).
+
+    Raises:
+        ValueError: if the payload is neither.
+    """
+    if isinstance(payload, dict) and payload.get("unit") == "byte":
+        return ByteVocab()
+    if isinstance(payload, str):
+        return Vocab(payload)
+    raise ValueError(f"unrecognised vocabulary entry of type {type(payload).__name__}")
 
 
 def format_chars(chars: list[str], limit: int = 20) -> str:
@@ -102,9 +168,23 @@ def split_ids(ids: np.ndarray, train_frac: float, val_frac: float) -> dict[str, 
     return {"train": ids[:a], "val": ids[a:b], "test": ids[b:]}
 
 
-def _device_dtype(dtype: np.dtype) -> np.dtype:
-    """uint8 stays; wider ids are held as int32, which every torch backend indexes."""
-    return dtype if dtype == np.uint8 else np.dtype(np.int32)
+def _as_tensor(ids: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """(N,) ids as a tensor on ``device``.
+
+    On the CPU this is a view of ``ids`` (a memory map stays a memory map: pages are read as
+    steps touch them). Elsewhere the ids are copied to the device once, 16 Mi at a time, as
+    uint8 or int32 (uint16 has few kernels off the CPU).
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        return torch.from_numpy(ids) if ids.flags.writeable else torch.from_numpy(ids.copy())
+    dtype = torch.uint8 if ids.dtype == np.uint8 else torch.int32
+    out = torch.empty(len(ids), dtype=dtype, device=device)
+    step = 16 << 20
+    for i in range(0, len(ids), step):
+        piece = np.asarray(ids[i:i + step]).astype(np.uint8 if dtype == torch.uint8 else np.int32)
+        out[i:i + step].copy_(torch.from_numpy(piece), non_blocking=False)
+    return out
 
 
 @dataclass
@@ -121,6 +201,9 @@ class TBPTTBatches:
     The last R = (N-1) - B*S < B pairs (``tail``) continue stream B-1; only evaluation reads
     them, so it covers every pair exactly once.
 
+    ``rows = (r0, r1)`` keeps streams r0..r1-1 of that layout (one rank's share under
+    distributed training); the layout itself, S and the tail depend only on N and B.
+
     Raises:
         DataError: if the split has fewer than B + 1 ids (not one pair per stream).
     """
@@ -129,6 +212,7 @@ class TBPTTBatches:
     batch_size: int
     seq_len: int
     device: torch.device | str = "cpu"
+    rows: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         pairs = len(self.ids) - 1
@@ -137,12 +221,16 @@ class TBPTTBatches:
             raise DataError(f"a split of {len(self.ids)} characters is too short for "
                             f"{B} streams; lower the batch size or give more text")
         self.stream_len = pairs // B  # S
-        data = torch.from_numpy(np.ascontiguousarray(self.ids, _device_dtype(self.ids.dtype)))
-        self._data = data.to(self.device)
+        self._data = _as_tensor(self.ids, self.device)
         used = B * self.stream_len
-        self.inputs = self._data[:used].view(B, self.stream_len)       # (B, S)
-        self.targets = self._data[1:used + 1].view(B, self.stream_len)  # (B, S)
-        self.tail_len = pairs - used  # R
+        r0, r1 = self.rows or (0, B)
+        self.first_row, self.num_rows = r0, r1 - r0
+        full = self._data[:used].view(B, self.stream_len)
+        self.inputs = full[r0:r1]                                            # (B', S)
+        self.targets = self._data[1:used + 1].view(B, self.stream_len)[r0:r1]  # (B', S)
+        self.before = full[max(r0 - 1, 0):max(r1 - 1, 0)]  # rows r0-1..r1-2: the preceding streams
+        self.tail_len = pairs - used if r1 == B else 0  # R, owned by the last row
+        self._tail_start = used
 
     @property
     def full_chunks(self) -> int:
@@ -155,21 +243,21 @@ class TBPTTBatches:
         return -(-self.stream_len // self.seq_len)
 
     def chunk(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets of step j, each (B, T') int64 with T' <= T."""
+        """Inputs and targets of step j, each (B', T') int64 with T' <= T."""
         cols = slice(j * self.seq_len, (j + 1) * self.seq_len)
         return self.inputs[:, cols].long(), self.targets[:, cols].long()
 
     def tail(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The R leftover pairs as (1, R) int64 inputs and targets (R may be 0)."""
-        start = self.batch_size * self.stream_len
+        start = self._tail_start
         x = self._data[start:start + self.tail_len].long().unsqueeze(0)
         y = self._data[start + 1:start + 1 + self.tail_len].long().unsqueeze(0)
         return x, y
 
     @property
     def num_pairs(self) -> int:
-        """Targets covered by all chunks plus the tail: N - 1."""
-        return self.batch_size * self.stream_len + self.tail_len
+        """Targets covered by these rows' chunks plus the tail (N - 1 for all rows)."""
+        return self.num_rows * self.stream_len + self.tail_len
 
 
 def check_trainable(n_train: int, batch_size: int, seq_len: int) -> None:

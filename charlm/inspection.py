@@ -70,13 +70,21 @@ def checkpoint_profiles(paths: list[str], spec: str | None, horizon: int, window
     return profiles
 
 
-def split_text(vocab: Vocab, cfg, spec: str | None, split: str,
+def split_text(vocab, cfg, spec: str | None, split: str,
                encoding: str | None = None) -> np.ndarray:
     """Ids of one split of ``spec`` (default: the run's own corpus) in ``vocab``, cut with the
-    run's split fractions; ``encoding`` overrides the run's ``data.encoding``."""
+    run's split fractions; ``encoding`` overrides the run's ``data.encoding``. The ids come
+    from the encoded-corpus cache (:mod:`charlm.corpus_cache`), as a memory map.
+
+    Raises:
+        DataError: for unreadable text or characters outside ``vocab``.
+    """
+    from charlm.corpus_cache import encode_corpus
+
     d = cfg.data
-    text = load_text(spec or d.corpus, d.data_dir, encoding or d.encoding, d.errors)
-    return split_ids(vocab.encode(text), d.train_frac, d.val_frac)[split]
+    corpus = encode_corpus(spec or d.corpus, d.data_dir, d.cache_dir, d.unit,
+                           encoding or d.encoding, d.errors, vocab, progress=False)
+    return split_ids(corpus.ids, d.train_frac, d.val_frac)[split]
 
 
 @torch.no_grad()

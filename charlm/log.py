@@ -11,6 +11,7 @@ inside functions so that the CLI's ``--help`` stays fast.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,9 +19,16 @@ logger = logging.getLogger(__name__)
 
 
 def setup_logging(verbosity: int = 0) -> None:
-    """Configure the root logger for the CLI: INFO by default, DEBUG with -v, WARNING with -q."""
+    """Configure the root logger for the CLI: INFO by default, DEBUG with -v, WARNING with -q.
+
+    In a torchrun job (``RANK`` set) ranks other than 0 log only warnings and errors, each
+    line prefixed with ``[rank N]``.
+    """
     level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
-    logging.basicConfig(level=level, format="%(message)s", force=True)
+    rank = int(os.environ.get("RANK", "0") or 0)
+    fmt = "%(message)s" if rank == 0 else f"[rank {rank}] %(message)s"
+    logging.basicConfig(level=level if rank == 0 else max(level, logging.WARNING), format=fmt,
+                        force=True)
 
 
 def open_writer(log_dir: str | Path, purge_step: int | None = None):

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 # Keys a resumed run cannot change: they fix the weights' shapes or the data layout that the
 # saved position and hidden state refer to (the seed: every RNG state is restored anyway).
-FROZEN_ON_RESUME = ("model.", "data.train_frac", "data.val_frac", "train.batch_size",
+FROZEN_ON_RESUME = ("model.", "data.unit", "data.train_frac", "data.val_frac", "train.batch_size",
                     "train.seq_len", "train.run_name", "train.seed")
 
 
@@ -109,20 +109,26 @@ def config_for_resume(ckpt: dict, run_dir, yaml_path=None, sets=(), options=None
 
 
 def config_for_init(ckpt: dict, yaml_path=None, sets=(), options=None) -> RunConfig:
-    """A new run's config whose model section is the checkpoint's (fine-tuning).
+    """A new run's config whose model section and ``data.unit`` are the checkpoint's
+    (fine-tuning).
 
     Raises:
-        ConfigError: if model settings given now differ from the checkpoint's.
+        ConfigError: if model settings or the unit given now differ from the checkpoint's.
     """
-    source = from_dict(ckpt["config"]).model
+    saved = from_dict(ckpt["config"])
+    source = saved.model
     cfg = build_config(yaml_path, sets, options)
     given = changed_keys(RunConfig(), cfg)
     clash = [k for k in given if k.startswith("model.") and given[k][1] != getattr(
         source, k.split(".", 1)[1])]
+    if "data.unit" in given and given["data.unit"][1] != saved.data.unit:
+        clash.append("data.unit")
     if clash:
-        raise ConfigError(f"--init-from keeps the checkpoint's model ({source}); drop the "
-                          f"settings that differ: {', '.join(clash)}")
-    return dataclasses.replace(cfg, model=source)
+        raise ConfigError(f"--init-from keeps the checkpoint's model ({source}) and unit "
+                          f"({saved.data.unit}); drop the settings that differ: "
+                          f"{', '.join(clash)}")
+    return dataclasses.replace(cfg, model=source,
+                               data=dataclasses.replace(cfg.data, unit=saved.data.unit))
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ val loss so far) and ``last.pt``; ``runs/<run>/`` receives the TensorBoard event
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import random
 import secrets
@@ -19,8 +20,11 @@ import torch
 
 from charlm import checkpoint as ckpt_io
 from charlm.config import RunConfig, save_yaml
-from charlm.corpora import DataError, canonical_spec, load_text
-from charlm.data import TBPTTBatches, Vocab, check_trainable, format_chars, split_ids
+from charlm.corpora import DataError, canonical_spec
+from charlm.corpus_cache import encode_corpus
+from charlm.data import (ByteVocab, TBPTTBatches, Vocab, check_trainable, split_ids,
+                         vocab_from_payload)
+from charlm.distributed import SINGLE, Dist, init_from_env, shutdown
 from charlm.errors import CharLMError
 from charlm.inspection import gate_statistics
 from charlm.log import log_gates, log_gradients, log_hparams, open_writer
@@ -53,6 +57,7 @@ class TrainResult:
     val_bpc: float
     best_path: Path
     paused: bool = False  # stopped by train.stop_at_step; continue with --resume
+    main: bool = True     # False on ranks other than 0, which report nothing
 
 
 def resolve_device(name: str) -> torch.device:
@@ -84,11 +89,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_paths(cfg: RunConfig, resume_dir: Path | None = None) -> RunPaths:
+def prepare_paths(cfg: RunConfig, resume_dir: Path | None = None, write: bool = True
+                  ) -> RunPaths:
     """Create the run's folders, refusing to overwrite a run that already has checkpoints.
 
     Args:
         resume_dir: the folder of the checkpoint a resumed run continues; it is reused.
+        write: create the folders (False: only check, as ranks other than 0 do).
     Raises:
         CharLMError: if the folders cannot be written, or the run name is taken.
     """
@@ -100,7 +107,7 @@ def prepare_paths(cfg: RunConfig, resume_dir: Path | None = None) -> RunPaths:
         raise CharLMError(f"run '{t.run_name}' already has checkpoints in {paths.checkpoints}; "
                           f"continue it with --resume {t.run_name}, or choose another "
                           f"--run-name (nothing was overwritten)")
-    for folder, option in ((paths.checkpoints, "--checkpoint-dir"), (paths.logs, "--log-dir")):
+    for folder, option in () if not write else ((paths.checkpoints, "--checkpoint-dir"), (paths.logs, "--log-dir")):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             probe = folder / ".charlm-write-test"
@@ -112,9 +119,13 @@ def prepare_paths(cfg: RunConfig, resume_dir: Path | None = None) -> RunPaths:
     return paths
 
 
-def prepare_data(cfg: RunConfig, vocab: Vocab | None = None
-                 ) -> tuple[Vocab, dict[str, np.ndarray]]:
-    """Read and encode the corpus; return its vocabulary and train/val/test id arrays.
+def prepare_data(cfg: RunConfig, vocab: Vocab | ByteVocab | None = None, dist: Dist = SINGLE
+                 ) -> tuple[Vocab | ByteVocab, dict[str, np.ndarray]]:
+    """Encode the corpus (or reuse its cached encoding); return the vocabulary and the
+    train/val/test ids as memory-mapped arrays.
+
+    Under distributed training the first process of each machine encodes while the others
+    wait, then every process reads the cache.
 
     Args:
         vocab: a checkpoint's vocabulary to encode with (resume, fine-tuning); None builds one
@@ -124,46 +135,61 @@ def prepare_data(cfg: RunConfig, vocab: Vocab | None = None
             short for one training step or one evaluation.
     """
     d = cfg.data
-    text = load_text(d.corpus, d.data_dir, d.encoding, d.errors)
-    unknown = vocab.unknown(text) if vocab is not None else []
-    if unknown:
-        raise DataError(f"the corpus has characters the checkpoint's vocabulary lacks: "
-                        f"{format_chars(unknown)}; train a new run on this text")
-    vocab = vocab or Vocab.from_text(text)
-    splits = split_ids(vocab.encode(text), d.train_frac, d.val_frac)
+    encode = functools.partial(encode_corpus, d.corpus, d.data_dir, d.cache_dir, d.unit,
+                               d.encoding, d.errors, vocab)
+    if dist.local_rank == 0:
+        corpus = encode(progress=cfg.train.progress)
+        dist.barrier()
+    else:
+        dist.barrier()
+        corpus = encode(progress=False)
+    splits = split_ids(corpus.ids, d.train_frac, d.val_frac)
     check_trainable(len(splits["train"]), cfg.train.batch_size, cfg.train.seq_len)
     if len(splits["val"]) < 2:
-        raise DataError(f"the val split has {len(splits['val'])} character(s) of {len(text)}; "
+        noun = "character" if d.unit == "char" else "byte"
+        raise DataError(f"the val split has {len(splits['val'])} {noun}(s) of {len(corpus.ids)}; "
                         f"raise data.val_frac or give a longer corpus")
-    logger.info("vocab_size %d; split sizes train %d, val %d, test %d characters", vocab.size,
-                len(splits["train"]), len(splits["val"]), len(splits["test"]))
-    return vocab, splits
+    logger.info("vocab_size %d (%s); split sizes train %d, val %d, test %d", corpus.vocab.size,
+                d.unit, len(splits["train"]), len(splits["val"]), len(splits["test"]))
+    return corpus.vocab, splits
 
 
-def make_payload(model: CharLM, optimizer, state: TrainState, cfg: RunConfig, vocab: Vocab,
-                 hidden=None) -> dict:
-    """The checkpoint dict (see :mod:`charlm.checkpoint`), with what exact resume needs."""
+def make_payload(model: CharLM, optimizer, state: TrainState, cfg: RunConfig, vocab,
+                 hidden=None, rng_ranks: list | None = None) -> dict:
+    """The checkpoint dict (see :mod:`charlm.checkpoint`), with what exact resume needs.
+
+    Args:
+        hidden: the carried state of all B streams, (L, B, H) (LSTM: a pair).
+        rng_ranks: every rank's RNG states under distributed training (``rng`` is rank 0's).
+    """
+    rng = rng_ranks[0] if rng_ranks else rng_state()
     return {"format_version": ckpt_io.FORMAT_VERSION, "versions": ckpt_io.versions(),
-            "config": cfg.to_dict(), "vocab": vocab.chars, "model": model.state_dict(),
+            "config": cfg.to_dict(), "vocab": vocab.to_payload(), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "state": state.to_dict(), "hidden": hidden,
-            "rng": rng_state()}
+            "rng": rng, "rng_ranks": rng_ranks}
 
 
-def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab,
-                splits: dict[str, np.ndarray], paths: RunPaths, writer) -> Hooks:
-    """Hooks that log to TensorBoard, evaluate, sample and save checkpoints."""
+def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab, splits: dict[str, np.ndarray],
+                paths: RunPaths, writer, dist: Dist = SINGLE) -> Hooks:
+    """Hooks that log to TensorBoard, evaluate, sample and save checkpoints.
+
+    Every rank calls every hook (evaluation and checkpoints hold collectives); only rank 0,
+    which alone has a ``writer``, writes anything.
+    """
     t = cfg.train
     train_ids, val_ids = splits["train"], splits["val"]
     gradflow_done = [0]  # step of the last gradient-flow log
 
-    def save(state: TrainState, name: str, hidden=None) -> None:
+    def save(state: TrainState, name: str, hidden=None, rng_ranks=None) -> None:
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             logger.error("step %d: weights are not finite; %s not saved", state.step, name)
             return
-        ckpt_io.save_checkpoint(make_payload(model, optimizer, state, cfg, vocab, hidden),
-                                paths.checkpoints / name)
+        ckpt_io.save_checkpoint(make_payload(model, optimizer, state, cfg, vocab, hidden,
+                                             rng_ranks), paths.checkpoints / name)
 
     def on_log(state: TrainState, m: dict) -> None:
+        if not dist.is_main:
+            return
         for key in ("loss", "lr", "grad_norm", "chars_per_s", "nonfinite_steps"):
             writer.add_scalar(f"train/{key}", m[key], state.step)
         writer.add_scalar("train/bpc", nats_to_bits(m["loss"]), state.step)
@@ -173,15 +199,21 @@ def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab,
             log_gradients(writer, model, m["grad_norms"], cfg, train_ids, state.step)
 
     def on_eval(state: TrainState) -> None:
-        loss, n = evaluate(model, val_ids, t.eval_batch_size, t.seq_len, t.eval_max_chars)
+        loss, n = evaluate(model, val_ids, t.eval_batch_size, t.seq_len, t.eval_max_chars,
+                           dist=dist)
         state.last_val_loss = loss
+        best = loss < state.best_val_loss
+        state.best_val_loss = min(loss, state.best_val_loss)
+        if dist.is_main:
+            report_eval(state, loss, n, best)
+
+    def report_eval(state: TrainState, loss: float, n: int, best: bool) -> None:
         writer.add_scalar("val/loss", loss, state.step)
         writer.add_scalar("val/bpc", nats_to_bits(loss), state.step)
         writer.add_scalar("val/elapsed_s", state.elapsed_s, state.step)
-        logger.info("step %d: val loss %.4f nats/char, %.4f bpc over %d chars",
-                    state.step, loss, nats_to_bits(loss), n)
-        if loss < state.best_val_loss:
-            state.best_val_loss = loss
+        logger.info("step %d: val loss %.4f nats/char, %.4f bpc over %d %ss",
+                    state.step, loss, nats_to_bits(loss), n, cfg.data.unit)
+        if best:
             save(state, ckpt_io.BEST)
         if t.log_gates:
             log_gates(writer, gate_statistics(model, val_ids, batch=4, length=128), state.step)
@@ -193,35 +225,52 @@ def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab: Vocab,
         writer.flush()
 
     def on_checkpoint(state: TrainState, hidden) -> None:
-        save(state, ckpt_io.LAST, hidden)
-        writer.flush()
+        full = map_hidden(hidden, dist.gather_rows) if hidden is not None else None
+        rng_ranks = dist.gather_objects(rng_state()) if dist.enabled else None
+        if dist.is_main:
+            save(state, ckpt_io.LAST, full, rng_ranks)
+            writer.flush()
 
     return Hooks(on_log=on_log, on_eval=on_eval, on_checkpoint=on_checkpoint)
 
 
-def finalize_config(cfg: RunConfig) -> RunConfig:
+def finalize_config(cfg: RunConfig, dist: Dist = SINGLE) -> RunConfig:
     """Fill what a run must record to be repeatable: the seed drawn, the run name, and a
-    corpus spec that works from any folder."""
+    corpus spec that works from any folder. Under distributed training rank 0's draws are
+    used everywhere."""
     t = cfg.train
     seed = t.seed if t.seed is not None else secrets.randbelow(2**31)
     name = t.run_name or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model.cell}"
+    seed, name = dist.gather_objects((seed, name))[0]
     return dataclasses.replace(
         cfg, train=dataclasses.replace(t, seed=seed, run_name=name),
         data=dataclasses.replace(cfg.data, corpus=canonical_spec(cfg.data.corpus)))
 
 
-def _restore(resume: dict, optimizer, device: torch.device):
-    """Optimizer state, TrainState, carried hidden state and RNG states of a checkpoint."""
+def _restore(resume: dict, optimizer, device: torch.device, rows: tuple[int, int],
+             dist: Dist = SINGLE):
+    """Optimizer state, TrainState, this rank's rows of the carried hidden state and its RNG
+    states. A checkpoint written by a different number of processes resumes with rank 0's
+    RNG states (exact unless dropout is on, whose masks then differ)."""
     optimizer.load_state_dict(resume["optimizer"])
     hidden = resume.get("hidden")
-    hidden = map_hidden(hidden, lambda h: h.to(device)) if hidden is not None else None
-    restore_rng(resume["rng"])
+    if hidden is not None:
+        hidden = map_hidden(hidden, lambda h: h[:, rows[0]:rows[1]].contiguous().to(device))
+    ranks = resume.get("rng_ranks") or [resume["rng"]]
+    if len(ranks) != dist.world_size:
+        logger.warning("checkpoint written by %d process(es), resumed by %d: random states "
+                       "(dropout masks) will differ from an uninterrupted run", len(ranks),
+                       dist.world_size)
+    restore_rng(ranks[dist.rank] if len(ranks) == dist.world_size else ranks[0])
     return TrainState(**resume["state"]), hidden
 
 
 def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | None = None,
               init: dict | None = None) -> TrainResult:
     """Train one run as ``cfg`` says and return its summary.
+
+    Under ``torchrun`` this is one rank of a DistributedDataParallel job
+    (:mod:`charlm.distributed`); only rank 0 writes files.
 
     Args:
         resume: a loaded checkpoint to continue exactly (its folder is ``resume_dir``).
@@ -231,51 +280,85 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
         Interrupted: after SIGINT or SIGTERM, once ``last.pt`` is saved.
         NumericalError: when updates stay non-finite; the last good checkpoint is kept.
     """
-    cfg = finalize_config(cfg)
-    device = resolve_device(cfg.train.device)
-    start = resume or init
-    vocab, splits = prepare_data(cfg, Vocab(start["vocab"]) if start else None)
-    paths = prepare_paths(cfg, resume_dir if resume else None)
-    save_yaml(cfg, paths.checkpoints / "config.yaml")
-    logger.info("run %s: seed %d, device %s%s", paths.name, cfg.train.seed, device,
-                f", resuming at step {resume['state']['step']}" if resume else "")
+    dist, device = init_from_env(resolve_device(cfg.train.device))
+    try:
+        cfg = finalize_config(cfg, dist)
+        rows = dist.rows(cfg.train.batch_size)
+        start = resume or init
+        vocab, splits = prepare_data(cfg, vocab_from_payload(start["vocab"]) if start else None,
+                                     dist)
+        paths = prepare_paths(cfg, resume_dir if resume else None, write=dist.is_main)
+        if dist.is_main:
+            save_yaml(cfg, paths.checkpoints / "config.yaml")
+        logger.info("run %s: seed %d, device %s%s", paths.name, cfg.train.seed, device,
+                    f", resuming at step {resume['state']['step']}" if resume else "")
+        model, optimizer = _build(cfg, vocab, start, device, dist)
+        state, hidden = (_restore(resume, optimizer, device, rows, dist) if resume
+                         else (TrainState(), None))
+        train = TBPTTBatches(splits["train"], cfg.train.batch_size, cfg.train.seq_len, device,
+                             rows)
+        _warn_if_spent(cfg, train, state, paths, resume)
+        writer = (open_writer(paths.logs, purge_step=state.step + 1 if resume else None)
+                  if dist.is_main else None)
+        hooks = build_hooks(model, optimizer, cfg, vocab, splits, paths, writer, dist)
+        state = _fit_and_save(model, optimizer, train, cfg, state, hooks, hidden, dist, paths,
+                              writer)
+    finally:
+        shutdown(dist)
+    best = paths.checkpoints / ckpt_io.BEST
+    return TrainResult(paths.name, state.step, state.elapsed_s, state.last_val_loss,
+                       nats_to_bits(state.last_val_loss),
+                       best if best.exists() else paths.checkpoints / ckpt_io.LAST,
+                       paused=state.last_eval_step != state.step, main=dist.is_main)
+
+
+def _build(cfg: RunConfig, vocab, start: dict | None, device: torch.device, dist: Dist):
+    """The model (seeded, or a checkpoint's weights) on ``device``, and its optimizer. Ranks
+    other than 0 then reseed, so that their dropout masks differ from rank 0's."""
     seed_everything(cfg.train.seed)
     model = create_model(cfg.model, vocab.size)
     if start:
         model.load_state_dict(start["model"])
     model.to(device)
+    if dist.rank:
+        seed_everything(cfg.train.seed + 1_000_003 * dist.rank)
     logger.info("model: %s %d x %d, %d parameters", cfg.model.cell, cfg.model.num_layers,
                 cfg.model.hidden_size, model.num_parameters())
-    optimizer = make_optimizer(model, cfg.optim)
-    state, hidden = _restore(resume, optimizer, device) if resume else (TrainState(), None)
-    train = TBPTTBatches(splits["train"], cfg.train.batch_size, cfg.train.seq_len, device)
+    return model, make_optimizer(model, cfg.optim)
+
+
+def _warn_if_spent(cfg: RunConfig, train: TBPTTBatches, state: TrainState, paths: RunPaths,
+                   resume: dict | None) -> None:
     if resume and Budget.from_config(cfg.train, train.full_chunks).done(state.step,
                                                                        state.elapsed_s):
         logger.warning("run %s is already at step %d (%.0f s): its budget is spent, nothing "
                        "to train; raise --max-steps / --max-time to continue", paths.name,
                        state.step, state.elapsed_s)
-    writer = open_writer(paths.logs, purge_step=state.step + 1 if resume else None)
+
+
+def _fit_and_save(model, optimizer, train, cfg: RunConfig, state: TrainState, hooks: Hooks,
+                  hidden, dist: Dist, paths: RunPaths, writer) -> TrainState:
+    """Run :func:`fit` under the signal handlers, then save ``last.pt`` and the hparams."""
     try:
-        hooks = build_hooks(model, optimizer, cfg, vocab, splits, paths, writer)
         with stop_on_signals() as received:
             hooks.should_stop = lambda: received() is not None
-            state, hidden = fit(model, optimizer, train, cfg, state, hooks, hidden)
-        if received() is None or state.step % cfg.train.checkpoint_interval:
+            state, hidden = fit(model, optimizer, train, cfg, state, hooks, hidden, dist)
+            signum = int(dist.agree(received() or 0)[0])  # any rank's signal stops them all
+        if not signum or state.step % cfg.train.checkpoint_interval:
             hooks.on_checkpoint(state, hidden)  # not twice for a stop right after a save
-        if received() is not None:
+        if signum:
             raise Interrupted(f"stopped at step {state.step}; saved "
                               f"{paths.checkpoints / ckpt_io.LAST}; continue with: charlm "
-                              f"train --resume {paths.name}", received())
-        log_hparams(writer, cfg.to_dict(), {"val_loss": state.last_val_loss,
-                                            "val_bpc": nats_to_bits(state.last_val_loss),
-                                            "best_val_loss": state.best_val_loss}, state.step)
+                              f"train --resume {paths.name}", signum)
+        if dist.is_main:
+            log_hparams(writer, cfg.to_dict(), {"val_loss": state.last_val_loss,
+                                                "val_bpc": nats_to_bits(state.last_val_loss),
+                                                "best_val_loss": state.best_val_loss},
+                        state.step)
     finally:
-        writer.close()
-    best = paths.checkpoints / ckpt_io.BEST
-    return TrainResult(paths.name, state.step, state.elapsed_s, state.last_val_loss,
-                       nats_to_bits(state.last_val_loss),
-                       best if best.exists() else paths.checkpoints / ckpt_io.LAST,
-                       paused=state.last_eval_step != state.step)
+        if writer is not None:
+            writer.close()
+    return state
 
 
 def load_model(ckpt: dict, device: torch.device) -> tuple[CharLM, Vocab, RunConfig]:
@@ -288,7 +371,7 @@ def load_model(ckpt: dict, device: torch.device) -> tuple[CharLM, Vocab, RunConf
 
     try:
         cfg = from_dict(ckpt["config"])
-        vocab = Vocab(ckpt["vocab"])
+        vocab = vocab_from_payload(ckpt["vocab"])
         model = create_model(cfg.model, vocab.size)
         model.load_state_dict(ckpt["model"])
     except (KeyError, ValueError, RuntimeError, CharLMError) as exc:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from charlm.config import OptimConfig, RunConfig, TrainConfig
 from charlm.corpora import DataError
 from charlm.data import TBPTTBatches
+from charlm.distributed import SINGLE, Dist
 from charlm.errors import CharLMError
 from charlm.models import CharLM, Hidden, detach_hidden, map_hidden
 
@@ -75,7 +76,7 @@ def lr_at(cfg: OptimConfig, step: int, progress: float) -> float:
 
 def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor, hidden: Hidden | None, grad_clip: float,
-               autocast: torch.dtype | None = None
+               autocast: torch.dtype | None = None, check_loss: bool = True
                ) -> tuple[torch.Tensor, torch.Tensor, Hidden, bool]:
     """One optimizer update on one (B, T) chunk, skipped when the loss or gradient is not finite.
 
@@ -85,6 +86,9 @@ def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
         grad_clip: max global gradient norm; 0 disables clipping (the norm is still measured).
         autocast: run the forward pass under ``torch.autocast`` in this dtype (e.g. bfloat16);
             None runs it in the parameters' dtype.
+        check_loss: also skip when this process's loss is not finite. Under DDP only the
+            gradient norm (the same on every rank after the all-reduce) decides, so that all
+            ranks skip or apply the same updates; a non-finite loss gives a non-finite norm.
     Returns:
         ``(loss, grad_norm, hidden, ok)``: scalar loss in nats/char, the pre-clip global norm,
         the new state detached from this chunk's graph, and whether the update was applied.
@@ -98,7 +102,7 @@ def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
                                           grad_clip if grad_clip > 0 else math.inf)
-    ok = bool(torch.isfinite(norm) & torch.isfinite(loss))
+    ok = bool(torch.isfinite(norm) & (torch.isfinite(loss) | (not check_loss)))
     if ok:
         optimizer.step()
     return loss.detach(), norm.detach(), detach_hidden(hidden), ok
@@ -106,7 +110,8 @@ def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
 
 @torch.inference_mode()
 def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
-             max_chars: int | None = None, warmup: int = 512) -> tuple[float, int]:
+             max_chars: int | None = None, warmup: int = 512, dist: Dist = SINGLE
+             ) -> tuple[float, int]:
     """Mean loss over a split, the hidden state carried through it.
 
     The split is laid out as in training (:class:`~charlm.data.TBPTTBatches`), each stream's
@@ -114,12 +119,16 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
     target in ``ids[1:]`` is scored exactly once. So that the batch size hardly matters, each
     stream but the first starts from the state left by reading the ``warmup`` characters
     before it (read, not scored); the first stream starts from zeros, as a batch of 1 would.
+    Under distributed training each rank scores its own block of streams and the sums are
+    reduced, so the figure is the same as one process's.
 
     Args:
-        ids: (N,) encoded split.
+        model: the plain module (not DDP-wrapped: evaluation needs no gradient exchange).
+        ids: (N,) encoded split (an array or a memory map).
         batch_size: streams; lowered when the split is shorter.
         max_chars: score only the first ``max_chars`` targets; None scores all.
         warmup: characters of context read before each stream (0 starts streams from zeros).
+        dist: this process's place in a distributed job.
     Returns:
         ``(loss_nats, num_chars)``: mean nats/char and how many targets were scored.
     Raises:
@@ -131,23 +140,26 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
         raise DataError(f"the split to evaluate has {len(ids)} character(s); it needs at least "
                         f"2 (its size comes from data.train_frac and data.val_frac)")
     device = next(model.parameters()).device
-    batches = TBPTTBatches(ids, min(batch_size, len(ids) - 1), seq_len, device)
+    B = min(batch_size, len(ids) - 1)
+    batches = TBPTTBatches(ids, B, seq_len, device, rows=dist.rows(B, exact=False))
     was_training = model.training
     model.eval()
     # float64 so that millions of summed nats lose nothing; MPS has no float64
     total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64,
                         device=device)
     hidden = _warm_state(model, batches, warmup)
-    for j in range(batches.all_chunks):
+    for j in range(batches.all_chunks if batches.num_rows else 0):
         x, y = batches.chunk(j)
         logits, hidden = model(x, hidden)
         total += loss_fn(logits, y, reduction="sum")
     if batches.tail_len:
         x, y = batches.tail()
-        logits, _ = model(x, map_hidden(hidden, lambda h: h[:, -1:].contiguous()))
+        logits, _ = model(x, map_hidden(hidden, lambda h: h[:, -1:].contiguous())
+                          if hidden is not None else None)
         total += loss_fn(logits, y, reduction="sum")
     model.train(was_training)
-    return total.item() / batches.num_pairs, batches.num_pairs
+    pairs = len(ids) - 1
+    return dist.sum_(total).item() / pairs, pairs
 
 
 class NumericalError(CharLMError):
@@ -155,13 +167,16 @@ class NumericalError(CharLMError):
 
 
 def _warm_state(model: CharLM, batches: TBPTTBatches, warmup: int) -> Hidden | None:
-    """Hidden state of each stream after reading the ``W = min(warmup, S)`` inputs before it;
-    zeros for stream 0. Returns None when there is nothing to warm."""
+    """(L, B', H) state of each of these rows' streams after reading the ``W = min(warmup, S)``
+    inputs before it; zeros for stream 0. None when there is nothing to warm."""
     W = min(warmup, batches.stream_len)
-    if W == 0 or batches.batch_size == 1:
+    if W == 0 or len(batches.before) == 0:
         return None
-    before = batches.inputs[:-1, -W:].long()           # (B-1, W): the end of stream b-1
-    _, hidden = model(torch.cat([before[:1], before]))  # row 0 is reset below
+    before = batches.before[:, -W:].long()            # (rows with a predecessor, W)
+    first = batches.first_row == 0
+    _, hidden = model(torch.cat([before[:1], before]) if first else before)
+    if not first:
+        return hidden
     return map_hidden(hidden, lambda h: torch.cat([torch.zeros_like(h[:, :1]), h[:, 1:]], 1))
 
 
@@ -260,12 +275,16 @@ class _Meter:
         """Leave ``seconds`` (an evaluation) out of the chars/s figure."""
         self.tick += seconds
 
-    def read(self, chars_per_step: int) -> dict:
+    def read(self, chars_per_step: int, dist: Dist = SINGLE) -> dict:
         """Means over the interval (nats/char, norm), chars/s and the interval's pre-clip norms
-        (a 1-D CPU tensor); then start a new interval."""
+        (a 1-D CPU tensor); then start a new interval. Under distributed training the loss is
+        averaged over ranks (the norm is already the same everywhere) and ``chars_per_step``
+        counts one rank's characters."""
         good, now = max(self.good, 1), time.perf_counter()
-        out = {"loss": self.loss_sum.item() / good, "grad_norm": self.norm_sum.item() / good,
-               "chars_per_s": self.steps * chars_per_step / max(now - self.tick, 1e-9),
+        loss = dist.sum_(self.loss_sum.clone()).item() / dist.world_size
+        out = {"loss": loss / good, "grad_norm": self.norm_sum.item() / good,
+               "chars_per_s": self.steps * chars_per_step * dist.world_size
+                / max(now - self.tick, 1e-9),
                "grad_norms": torch.stack(self.norms).float().cpu() if self.norms else None}
         self.loss_sum.zero_(), self.norm_sum.zero_()
         self.steps, self.good, self.tick, self.norms = 0, 0, now, []
@@ -273,8 +292,8 @@ class _Meter:
 
 
 def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
-        cfg: RunConfig, state: TrainState, hooks: Hooks, hidden: Hidden | None = None
-        ) -> tuple[TrainState, Hidden | None]:
+        cfg: RunConfig, state: TrainState, hooks: Hooks, hidden: Hidden | None = None,
+        dist: Dist = SINGLE) -> tuple[TrainState, Hidden | None]:
     """Run truncated BPTT until the budget is spent.
 
     Each step takes the next (B, T) chunk of every stream, carries the hidden state from the
@@ -284,9 +303,14 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
     a time budget keeps the duration of the last evaluation free for it, so ``max_time``
     counts evaluations too.
 
+    Under distributed training ``train`` holds this rank's streams, the model is wrapped in
+    DDP here, and the ranks agree once per step (over a CPU gloo group) on the clock and on
+    stopping, so every rank uses the same learning rate and stops at the same step.
+
     Returns:
         The final TrainState and hidden state; the loop returns early, without the final
-        evaluation, when ``hooks.should_stop()`` becomes true or at ``train.stop_at_step``.
+        evaluation, when ``hooks.should_stop()`` becomes true (on any rank) or at
+        ``train.stop_at_step``.
     Raises:
         NumericalError: after ``train.max_nonfinite`` skipped updates in a row.
     """
@@ -295,8 +319,9 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
     meter = _Meter(train.inputs.device)
     autocast = torch.bfloat16 if t.precision == "bf16" else None
     step_model = torch.compile(model) if t.compile else model  # checkpoints save ``model``
+    step_model = dist.wrap(step_model, train.inputs.device)
     start = time.perf_counter() - state.elapsed_s
-    reserve_s, streak = 0.0, 0  # reserve: the last evaluation's duration, kept for the final
+    reserve_s, streak, lr = 0.0, 0, optim_lr(optimizer)  # reserve: last evaluation's duration
 
     def evaluate_now() -> None:
         nonlocal reserve_s
@@ -306,10 +331,24 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
         reserve_s = time.perf_counter() - began
         meter.pause(reserve_s)
 
+    def log_now(chars: int) -> None:
+        metrics = meter.read(chars, dist) | {"lr": lr, "nonfinite_steps": state.nonfinite_steps}
+        hooks.on_log(state, metrics)
+        bar.set_postfix(loss=f"{metrics['loss']:.3f}", bpc=f"{metrics['loss'] / math.log(2):.3f}",
+                        chars_s=f"{metrics['chars_per_s']:.0f}", lr=f"{lr:.2e}", refresh=False)
+
     bar = tqdm(total=budget.max_steps, initial=state.step, unit="step", dynamic_ncols=True,
-               disable=(not t.progress) if t.progress is not None else None)
+               disable=True if not dist.is_main else (not t.progress)
+               if t.progress is not None else None)
     try:
-        while not budget.done(state.step, state.elapsed_s + reserve_s):
+        while True:
+            elapsed, reserve_s, stop = dist.agree(time.perf_counter() - start, reserve_s,
+                                                  float(hooks.should_stop()))
+            state.elapsed_s = elapsed
+            if stop or (t.stop_at_step and state.step >= t.stop_at_step):
+                return state, hidden
+            if budget.done(state.step, state.elapsed_s + reserve_s):
+                break
             if state.chunk >= train.full_chunks:
                 state.epoch, state.chunk, hidden = state.epoch + 1, 0, None
             lr = lr_at(cfg.optim, state.step,
@@ -318,7 +357,8 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
                 group["lr"] = lr
             x, y = train.chunk(state.chunk)
             loss, norm, hidden, ok = train_step(step_model, optimizer, x, y, hidden,
-                                                cfg.optim.grad_clip, autocast)
+                                                cfg.optim.grad_clip, autocast,
+                                                check_loss=not dist.enabled)
             state.step, state.chunk = state.step + 1, state.chunk + 1
             meter.add(loss, norm, ok)
             streak = 0 if ok else streak + 1
@@ -327,26 +367,23 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
                 _skipped(state, cfg, lr, streak)
             state.elapsed_s = time.perf_counter() - start
             saving = state.step % t.checkpoint_interval == 0
-            if state.step % t.log_interval == 0 or saving or \
-                    budget.done(state.step, state.elapsed_s + reserve_s):
-                metrics = meter.read(x.numel()) | {"lr": lr,
-                                                   "nonfinite_steps": state.nonfinite_steps}
-                hooks.on_log(state, metrics)
-                bar.set_postfix(loss=f"{metrics['loss']:.3f}",
-                                bpc=f"{metrics['loss'] / math.log(2):.3f}",
-                                chars_s=f"{metrics['chars_per_s']:.0f}", lr=f"{lr:.2e}",
-                                refresh=False)
+            if state.step % t.log_interval == 0 or saving:
+                log_now(x.numel())
             if state.step % t.eval_interval == 0:
                 evaluate_now()
             if saving:
                 hooks.on_checkpoint(state, hidden)
             bar.update(1)
-            state.elapsed_s = time.perf_counter() - start
-            if hooks.should_stop() or (t.stop_at_step and state.step >= t.stop_at_step):
-                return state, hidden
+        if meter.steps:
+            log_now(train.num_rows * t.seq_len)
         if state.last_eval_step != state.step:
             evaluate_now()
         state.elapsed_s = time.perf_counter() - start
     finally:
         bar.close()
     return state, hidden
+
+
+def optim_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The learning rate the optimizer's first parameter group holds now."""
+    return optimizer.param_groups[0]["lr"]

@@ -50,12 +50,13 @@ def sample(checkpoint, length, temperature, top_k, top_p, prime, drop_unknown, s
     steps = generate(model, prime_ids.to(dev), length, num_samples, temperature, top_k, top_p,
                      gen)
     with text_out(output) as out:
-        if num_samples == 1:  # stream character by character
+        if num_samples == 1:  # stream as the ids come (bytes: whole UTF-8 sequences)
             out.write(shown)
+            decode = vocab.stream_decoder()
             for ids in steps:
-                out.write(vocab.chars[int(ids[0])])
+                out.write(decode([int(ids[0])]))
                 out.flush()
-            out.write("\n")
+            out.write(decode([], True) + "\n")
             return
         rows = torch.stack(list(steps), 1).tolist() if length else [[]] * num_samples
         for i, row in enumerate(rows):

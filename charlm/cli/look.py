@@ -33,8 +33,10 @@ def inspect(checkpoint, gates) -> None:
                    f"best {best:.4f} nats/char ({nats_to_bits(best):.4f} bpc)")
     else:
         click.echo("val loss: not evaluated yet")
-    click.echo(f"parameters: {params:,}; vocab_size {len(ckpt['vocab'])}: "
-               f"{ckpt['vocab'][:80]!r}{'...' if len(ckpt['vocab']) > 80 else ''}")
+    chars = ckpt["vocab"] if isinstance(ckpt["vocab"], str) else None
+    click.echo(f"parameters: {params:,}; " + (
+        f"vocab_size {len(chars)}: {chars[:80]!r}{'...' if len(chars) > 80 else ''}"
+        if chars is not None else "vocab_size 256 (bytes, data.unit byte)"))
     click.echo("config:\n" + yaml.safe_dump(ckpt["config"], sort_keys=False).rstrip())
     if gates:
         import torch
@@ -116,6 +118,10 @@ def visualize(checkpoint, text_file, data, length, units, top, out) -> None:
         text_features
 
     _, model, vocab, cfg, _ = load_model_for(checkpoint, "checkpoints", "cpu")
+    if vocab.unit != "char":
+        raise click.ClickException("visualize colours one character per model step; this "
+                                   "model reads bytes (data.unit byte), which it does not "
+                                   "support; use charlm inspect --gates or gradflow")
     if text_file:
         ids = vocab.encode(load_text(text_file)[:length])
     else:

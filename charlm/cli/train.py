@@ -68,6 +68,8 @@ def train(config_file, cell, data, run_name, max_steps, max_epochs, max_time, de
         raise click.UsageError("--resume continues a run; --init-from starts a new one from "
                                "its weights: give one of them")
     r = _start_run(resume, init_from, config_file, sets, options)
+    if not r.main:  # another rank of a torchrun job: rank 0 reports
+        return
     if r.paused:
         click.echo(f"paused: run {r.run_name} at step {r.steps}; continue with: "
                    f"charlm train --resume {r.run_name}")

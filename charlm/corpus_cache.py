@@ -1,0 +1,253 @@
+"""Encoded corpora on disk: ids in a memory-mapped file, encoded once and reused.
+
+A corpus of any size is encoded in two streaming passes over its files, 16 MiB at a time: the
+first finds the vocabulary (``data.unit: char``), the second writes the ids. ``data.unit: byte``
+needs one pass: the ids are the file's bytes. Nothing holds the corpus as a Python string; the
+ids are read back as a ``numpy.memmap``, so training touches only the pages its steps read.
+
+Cache layout (torch-rnn keeps a JSON sidecar beside its binary data in the same way)::
+
+    <cache_dir>/<key>/ids.bin     N ids, uint8 / uint16 / int32 by vocabulary size
+    <cache_dir>/<key>/meta.json   dtype, N, vocabulary, corpus, sha256 of its bytes, options
+
+``key`` hashes the sha256 of the corpus's bytes with the options that change the ids
+(unit, encoding, errors policy, and a checkpoint's vocabulary when one is imposed), so a
+changed file gets a new entry and an unchanged one is never encoded twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from charlm.corpora import (CHUNK_BYTES, DataError, file_chunks, iter_decoded,
+                            resolve_sources)
+from charlm.data import ByteVocab, Vocab, format_chars, vocab_from_payload
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_CODE_POINTS = 0x110000
+
+
+@dataclass(frozen=True)
+class EncodedCorpus:
+    """A corpus's ids (a read-only-on-disk memory map), its vocabulary and its cache entry."""
+
+    ids: np.ndarray
+    vocab: Vocab | ByteVocab
+    folder: Path
+    reused: bool  # True when the ids came from the cache without reading the text
+
+
+def content_sha256(files: list[Path]) -> str:
+    """sha256 over the files' sizes and bytes, in order (about 2 GB/s here).
+
+    Raises:
+        DataError: if a file cannot be read.
+    """
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.stat().st_size}:".encode())
+        for chunk in file_chunks(path):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def encode_corpus(spec: str, data_dir: str | Path = "data", cache_dir: str | Path = "data/cache",
+                  unit: str = "char", encoding: str = "utf-8", errors: str = "strict",
+                  vocab: Vocab | ByteVocab | None = None, progress: bool | None = None
+                  ) -> EncodedCorpus:
+    """The ids of corpus ``spec``, from the cache when it has them, else encoded into it.
+
+    Args:
+        spec: a text file, a folder of text files or a named corpus (:mod:`charlm.corpora`).
+        cache_dir: where encoded corpora are kept.
+        unit: ``char`` (code points, the text policy of :mod:`charlm.corpora`) or ``byte``.
+        vocab: a checkpoint's vocabulary to encode with (resume, fine-tuning, evaluation);
+            None takes the corpus's own.
+        progress: show a tqdm bar (None: only on a terminal).
+    Raises:
+        DataError: for unreadable or undecodable text, an empty corpus, characters outside
+            ``vocab`` (listed), or a cache folder that cannot be written.
+    """
+    files = resolve_sources(spec, data_dir)
+    began = time.perf_counter()
+    options = _options(unit, encoding, errors)
+    digest = content_sha256(files)
+    plain = Path(cache_dir) / _key(digest, options)
+    hit = _load(plain)
+    if hit is not None and (vocab is None or _same(hit.vocab, vocab)):
+        logger.info("corpus %s: using cached encoding %s (%d ids, vocab_size %d, %.1f s)",
+                    spec, plain, len(hit.ids), hit.vocab.size, time.perf_counter() - began)
+        return hit
+    folder = plain
+    if vocab is not None and unit == "char":
+        folder = Path(cache_dir) / _key(digest, options | {"vocab": vocab.to_payload()})
+        hit = _load(folder)
+        if hit is not None:
+            logger.info("corpus %s: using cached encoding %s", spec, folder)
+            return hit
+    meta = {"format": FORMAT_VERSION, "corpus": spec, "files": len(files), "sha256": digest,
+            **options, "bytes": sum(f.stat().st_size for f in files)}
+    corpus = _write(folder, files, meta, vocab, progress)
+    seconds = time.perf_counter() - began
+    logger.info("corpus %s: encoded %d files, %.1f MB into %s in %.1f s (%.1f MB/s)", spec,
+                len(files), meta["bytes"] / 1e6, folder, seconds, meta["bytes"] / 1e6 / seconds)
+    return corpus
+
+
+def _options(unit: str, encoding: str, errors: str) -> dict:
+    if unit not in ("char", "byte"):
+        raise DataError(f"unknown data.unit '{unit}'; use char or byte")
+    if unit == "byte":
+        return {"unit": "byte"}
+    return {"unit": "char", "encoding": encoding.lower().replace("_", "-"), "errors": errors}
+
+
+def _key(digest: str, options: dict) -> str:
+    blob = json.dumps({"sha256": digest, "format": FORMAT_VERSION, **options}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _same(a, b) -> bool:
+    return a.to_payload() == b.to_payload()
+
+
+def _load(folder: Path) -> EncodedCorpus | None:
+    """The cache entry in ``folder``, or None when it is missing or damaged (logged)."""
+    meta_path, ids_path = folder / "meta.json", folder / "ids.bin"
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        dtype = np.dtype(meta["dtype"])
+        if meta["format"] != FORMAT_VERSION or \
+                ids_path.stat().st_size != meta["length"] * dtype.itemsize:
+            raise ValueError("size or format mismatch")
+        ids = np.memmap(ids_path, dtype=dtype, mode="c", shape=(meta["length"],))
+        return EncodedCorpus(ids, vocab_from_payload(meta["vocab"]), folder, True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("ignoring damaged cache entry %s (%s); encoding again", folder, exc)
+        return None
+
+
+def _write(folder: Path, files: list[Path], meta: dict, vocab, progress) -> EncodedCorpus:
+    """Encode into a temporary folder, then rename it into place (atomic; a concurrent
+    writer of the same entry simply wins)."""
+    tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
+    try:
+        if folder.exists():  # a damaged entry (a readable one would have been used)
+            shutil.rmtree(folder)
+        tmp.mkdir(parents=True, exist_ok=True)
+        with (tmp / "ids.bin").open("wb") as out:
+            vocab, length = _encode_into(out, files, meta, vocab, progress)
+        meta |= {"dtype": vocab.dtype.name, "length": length, "vocab": vocab.to_payload(),
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not (folder / "meta.json").exists():
+                raise
+    except OSError as exc:
+        raise DataError(f"cannot write the encoded corpus to {folder.parent}: "
+                        f"{exc.strerror or exc}; choose another folder with "
+                        f"--set data.cache_dir=PATH") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    loaded = _load(folder)
+    if loaded is None:
+        raise DataError(f"the encoded corpus in {folder} could not be read back; delete the "
+                        f"folder and run again")
+    return EncodedCorpus(loaded.ids, loaded.vocab, folder, False)
+
+
+def _encode_into(out, files: list[Path], meta: dict, vocab, progress) -> tuple:
+    """Write the ids of ``files`` to ``out``; return (vocab, number of ids)."""
+    byte = meta["unit"] == "byte"
+    passes = 1 if byte or vocab is not None else 2
+    bar = tqdm(total=meta["bytes"] * passes, unit="B", unit_scale=True, desc="encoding corpus",
+               disable=(not progress) if progress is not None else None, leave=False)
+    with bar:
+        if byte:
+            return ByteVocab(), _copy_bytes(out, files, bar)
+        chunks = lambda: _text_chunks(files, meta, bar)  # noqa: E731 (one pass each call)
+        vocab = vocab or _scan_vocab(chunks())
+        if vocab is None:
+            raise _empty(files)
+        return vocab, _write_ids(out, chunks(), vocab)
+
+
+def _copy_bytes(out, files: list[Path], bar) -> int:
+    length, text = 0, False
+    for path in files:
+        for raw in file_chunks(path):
+            out.write(raw)
+            length += len(raw)
+            text = text or not raw.isspace()
+            bar.update(len(raw))
+    if not text:
+        raise _empty(files)
+    return length
+
+
+def _text_chunks(files: list[Path], meta: dict, bar) -> Iterator[str]:
+    """Decoded, newline-normalised text of every file, in pieces."""
+    for path in files:
+        yield from iter_decoded(_counted(file_chunks(path), bar), str(path), meta["encoding"],
+                                meta["errors"])
+
+
+def _counted(chunks: Iterable[bytes], bar) -> Iterator[bytes]:
+    for raw in chunks:
+        bar.update(len(raw))
+        yield raw
+
+
+def _codes(text: str) -> np.ndarray:
+    """(n,) uint32 code points of ``text``."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+
+
+def _scan_vocab(chunks: Iterator[str]) -> Vocab | None:
+    """Pass 1: the distinct characters, counted with ``bincount`` over code points; None for
+    a text that is empty or only whitespace."""
+    counts, text = np.zeros(_CODE_POINTS, dtype=np.int64), False
+    for piece in chunks:
+        counts += np.bincount(_codes(piece), minlength=_CODE_POINTS)
+        text = text or not piece.isspace()
+    if not text:
+        return None
+    return Vocab("".join(map(chr, np.flatnonzero(counts))))
+
+
+def _write_ids(out, chunks: Iterator[str], vocab: Vocab) -> int:
+    """Pass 2: ids through a code-point lookup table; refuses characters outside ``vocab``."""
+    table = np.full(_CODE_POINTS, -1, dtype=np.int32)
+    table[_codes(vocab.chars)] = np.arange(vocab.size, dtype=np.int32)
+    length = 0
+    for piece in chunks:
+        ids = table[_codes(piece)]
+        if (ids < 0).any():
+            missing = sorted(set(piece) - set(vocab.chars))
+            raise DataError(f"the corpus has characters the checkpoint's vocabulary lacks: "
+                            f"{format_chars(missing)}; train a new run on this text")
+        out.write(ids.astype(vocab.dtype).tobytes())
+        length += len(ids)
+    return length
+
+
+def _empty(files: list[Path]) -> DataError:
+    where = files[0] if len(files) == 1 else f"the {len(files)} files"
+    return DataError(f"{where} is empty or only whitespace; give a corpus with text in it")

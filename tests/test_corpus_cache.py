@@ -1,0 +1,89 @@
+"""The encoded-corpus cache: streaming encoding equals whole-text encoding, reuse, invalidation."""
+
+import codecs
+
+import numpy as np
+import pytest
+
+from charlm.corpora import DataError, iter_decoded, load_text
+from charlm.corpus_cache import encode_corpus
+from charlm.data import Vocab
+
+from helpers import charlm, CONFIGS
+
+KOREAN = (__import__("pathlib").Path(__file__).parent / "data" / "korean.txt")
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 4096])
+def test_streaming_decode_does_not_depend_on_chunk_size(size):
+    raw = codecs.BOM_UTF8 + "héllo\r\nwörld\r\rend\n한국어 ✓\r".encode() * 3
+    whole = "".join(iter_decoded([raw], "x"))
+    pieces = [raw[i:i + size] for i in range(0, len(raw), size)]
+    assert "".join(iter_decoded(pieces, "x")) == whole
+    assert "\r" not in whole and not whole.startswith("\ufeff")
+    assert whole.count("\n") == 3 * 5  # CRLF, CR, CR, LF, CR per repetition
+
+
+def test_decode_error_names_the_global_byte_offset():
+    raw = b"abcdef" * 3 + b"\xc3\x28" + b"xyz"
+    pieces = [raw[i:i + 4] for i in range(0, len(raw), 4)]
+    with pytest.raises(DataError, match="byte 0xc3 at byte offset 18"):
+        "".join(iter_decoded(pieces, "f.txt"))
+
+
+def test_cache_matches_in_memory_encoding_and_is_reused(tmp_path, stdlib_text, caplog):
+    path = tmp_path / "c.txt"
+    path.write_text(stdlib_text + "\r\nend", encoding="utf-8")
+    first = encode_corpus(str(path), cache_dir=tmp_path / "cache")
+    text = load_text(str(path))
+    assert not first.reused and isinstance(first.ids, np.memmap)
+    assert first.vocab.chars == Vocab.from_text(text).chars
+    assert np.array_equal(first.ids, Vocab.from_text(text).encode(text))
+    assert first.ids.dtype == np.uint8
+    again = encode_corpus(str(path), cache_dir=tmp_path / "cache")
+    assert again.reused and again.folder == first.folder
+    assert np.array_equal(again.ids, first.ids)
+    path.write_text(stdlib_text + "changed", encoding="utf-8")  # a changed file: new entry
+    changed = encode_corpus(str(path), cache_dir=tmp_path / "cache")
+    assert not changed.reused and changed.folder != first.folder
+    assert changed.vocab.decode(changed.ids[-7:]) == "changed"
+
+
+def test_options_that_change_ids_change_the_key(tmp_path):
+    path = tmp_path / "k.txt"
+    path.write_text(KOREAN.read_text(encoding="utf-8"), encoding="utf-8")
+    cache = tmp_path / "cache"
+    chars = encode_corpus(str(path), cache_dir=cache)
+    byte = encode_corpus(str(path), cache_dir=cache, unit="byte")
+    assert chars.folder != byte.folder
+    assert chars.vocab.size > 256 and chars.ids.dtype == np.uint16
+    assert bytes(byte.ids) == path.read_bytes() and byte.vocab.size == 256
+
+
+def test_imposed_vocabulary(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("abc abc\n" * 50, encoding="utf-8")
+    wide = Vocab("\n abcdz")
+    got = encode_corpus(str(path), cache_dir=tmp_path / "cache", vocab=wide)
+    assert got.vocab.chars == wide.chars and wide.decode(got.ids[:8]) == "abc abc\n"
+    with pytest.raises(DataError, match="vocabulary lacks: 'c'"):
+        encode_corpus(str(path), cache_dir=tmp_path / "cache", vocab=Vocab("\n ab"))
+
+
+def test_damaged_entry_is_encoded_again(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("hello world\n" * 40, encoding="utf-8")
+    first = encode_corpus(str(path), cache_dir=tmp_path / "cache")
+    (first.folder / "ids.bin").write_bytes(b"\x00")  # truncated
+    again = encode_corpus(str(path), cache_dir=tmp_path / "cache")
+    assert not again.reused and len(again.ids) == 12 * 40
+
+
+def test_second_train_uses_the_cache(tmp_path, stdlib_text):
+    (tmp_path / "c.txt").write_text(stdlib_text, encoding="utf-8")
+    args = ["--config", CONFIGS / "tiny.yaml", "--data", "c.txt", "--max-steps", 2,
+            "--no-progress", "--seed", 1]
+    first = charlm("train", *args, "--run-name", "a", cwd=tmp_path)
+    second = charlm("train", *args, "--run-name", "b", cwd=tmp_path)
+    assert "encoded 1 files" in first.stderr and "using cached encoding" not in first.stderr
+    assert "using cached encoding" in second.stderr and "encoded" not in second.stderr
