@@ -58,6 +58,7 @@ class TrainResult:
     best_path: Path
     paused: bool = False  # stopped by train.stop_at_step; continue with --resume
     main: bool = True     # False on ranks other than 0, which report nothing
+    unit: str = "char"    # data.unit: losses are per char or per byte
 
 
 def resolve_device(name: str) -> torch.device:
@@ -309,7 +310,8 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
     return TrainResult(paths.name, state.step, state.elapsed_s, state.last_val_loss,
                        nats_to_bits(state.last_val_loss),
                        best if best.exists() else paths.checkpoints / ckpt_io.LAST,
-                       paused=state.last_eval_step != state.step, main=dist.is_main)
+                       paused=state.last_eval_step != state.step, main=dist.is_main,
+                       unit=cfg.data.unit)
 
 
 def _build(cfg: RunConfig, vocab, start: dict | None, device: torch.device, dist: Dist):

@@ -94,9 +94,12 @@ def eval_(checkpoint, data, split, batch_size, encoding, device, as_json) -> Non
             f"nothing for it; evaluate another --split")
     loss, n = evaluate(model, ids, batch_size or cfg.train.eval_batch_size, cfg.train.seq_len)
     result = {"checkpoint": str(path), "corpus": corpus, "split": split, "chars": n,
+              "unit": cfg.data.unit,
               "loss_nats": loss, "bpc": nats_to_bits(loss), "perplexity": perplexity(loss)}
     if as_json:
         click.echo(json.dumps(result))
     else:
-        click.echo(f"{split}: loss {loss:.4f} nats/char, {result['bpc']:.4f} bpc, perplexity "
-                   f"{result['perplexity']:.3f} over {n:,} chars ({path})")
+        unit = cfg.data.unit
+        click.echo(f"{split}: loss {loss:.4f} nats/{unit}, {result['bpc']:.4f} "
+                   f"{'bpc' if unit == 'char' else 'bits/byte'}, perplexity "
+                   f"{result['perplexity']:.3f} over {n:,} {unit}s ({path})")

@@ -75,7 +75,8 @@ def train(config_file, cell, data, run_name, max_steps, max_epochs, max_time, de
                    f"charlm train --resume {r.run_name}")
         return
     click.echo(f"done: run {r.run_name}, {r.steps} steps in {r.elapsed_s:.1f} s, "
-               f"val loss {r.val_loss:.4f} nats/char, val bpc {r.val_bpc:.4f}, "
+               f"val loss {r.val_loss:.4f} nats/{r.unit}, val "
+               f"{'bpc' if r.unit == 'char' else 'bits/byte'} {r.val_bpc:.4f}, "
                f"checkpoint {r.best_path}")
 
 
