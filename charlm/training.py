@@ -55,9 +55,20 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
 
 
 def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """AdamW over all parameters, at the peak learning rate."""
+    """AdamW over all parameters, at the peak learning rate.
+
+    On CUDA it is the fused AdamW, which can skip a non-finite update on the device itself
+    (its ``found_inf`` input, as ``torch.amp.GradScaler`` uses it), so no step waits for the
+    host; elsewhere the default (foreach) implementation.
+    """
+    fused = next(model.parameters()).device.type == "cuda"
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                             weight_decay=cfg.weight_decay)
+                             weight_decay=cfg.weight_decay, fused=fused or None)
+
+
+def skips_on_device(optimizer: torch.optim.Optimizer) -> bool:
+    """True when ``optimizer.step()`` honours ``optimizer.found_inf`` (fused Adam/AdamW)."""
+    return bool(optimizer.defaults.get("fused"))
 
 
 def lr_at(cfg: OptimConfig, step: int, progress: float) -> float:
@@ -77,7 +88,7 @@ def lr_at(cfg: OptimConfig, step: int, progress: float) -> float:
 def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor, hidden: Hidden | None, grad_clip: float,
                autocast: torch.dtype | None = None, check_loss: bool = True
-               ) -> tuple[torch.Tensor, torch.Tensor, Hidden, bool]:
+               ) -> tuple[torch.Tensor, torch.Tensor, Hidden, torch.Tensor]:
     """One optimizer update on one (B, T) chunk, skipped when the loss or gradient is not finite.
 
     Args:
@@ -91,8 +102,9 @@ def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
             ranks skip or apply the same updates; a non-finite loss gives a non-finite norm.
     Returns:
         ``(loss, grad_norm, hidden, ok)``: scalar loss in nats/char, the pre-clip global norm,
-        the new state detached from this chunk's graph, and whether the update was applied.
-        Deciding ``ok`` reads one flag back from the device: the step's only sync.
+        the new state detached from this chunk's graph, and ``ok``, a 0-d bool tensor: whether
+        the update was applied. With a fused optimizer (CUDA) the skip happens on the device
+        and nothing is read back; otherwise deciding it reads one flag (free on a CPU).
     """
     with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16,
                         enabled=autocast is not None):
@@ -102,8 +114,11 @@ def train_step(model: CharLM, optimizer: torch.optim.Optimizer, x: torch.Tensor,
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
                                           grad_clip if grad_clip > 0 else math.inf)
-    ok = bool(torch.isfinite(norm) & (torch.isfinite(loss) | (not check_loss)))
-    if ok:
+    ok = torch.isfinite(norm) & (torch.isfinite(loss) | (not check_loss))
+    if skips_on_device(optimizer):
+        optimizer.found_inf = (~ok).float()  # the fused kernel leaves everything unchanged
+        optimizer.step()
+    elif bool(ok):
         optimizer.step()
     return loss.detach(), norm.detach(), detach_hidden(hidden), ok
 
@@ -241,17 +256,50 @@ class Hooks:
     should_stop: Callable[[], bool] = lambda: False          # e.g. SIGINT received
 
 
-def _skipped(state: TrainState, cfg: RunConfig, lr: float, streak: int) -> None:
-    """Count a skipped update; raise NumericalError after ``train.max_nonfinite`` in a row."""
-    state.nonfinite_steps += 1
-    logger.warning("step %d: non-finite loss or gradient norm; update skipped, hidden state "
-                   "reset (%d in a row)", state.step, streak)
-    if streak >= cfg.train.max_nonfinite:
-        raise NumericalError(
-            f"training stopped at step {state.step}: {streak} non-finite losses or gradient "
-            f"norms in a row (lr {lr:.3g}, grad_clip {cfg.optim.grad_clip:g}); the last good "
-            f"checkpoint is kept. Try a lower --lr, a --grad-clip of 1 or less, or a shorter "
-            f"--seq-len")
+class _Skips:
+    """Skipped (non-finite) updates, counted on the device.
+
+    ``eager`` (the optimizer cannot skip on the device: CPU) reads the flag after every step,
+    so a warning names each skipped step and a streak stops training at once. Otherwise (fused
+    AdamW: CUDA) the counts are read only at log points, so no step waits for the host; a
+    streak then stops training at the next log point, its skipped updates having changed
+    nothing.
+    """
+
+    def __init__(self, device: torch.device, eager: bool) -> None:
+        self.eager = eager
+        self.streak = torch.zeros((), dtype=torch.long, device=device)
+        self.worst = torch.zeros_like(self.streak)   # longest streak since the last check
+        self.count = torch.zeros_like(self.streak)   # skipped since the last check
+
+    def add(self, ok: torch.Tensor) -> None:
+        self.streak = torch.where(ok, 0, self.streak + 1)
+        self.worst = torch.maximum(self.worst, self.streak)
+        self.count += ~ok
+
+    def check(self, state: TrainState, cfg: RunConfig, lr: float) -> None:
+        """Move the count into ``state``, warn, and raise after ``train.max_nonfinite`` in a row.
+
+        Raises:
+            NumericalError: with the step, lr, clip setting and what to try.
+        """
+        count = int(self.count)
+        if not count:
+            return
+        worst, streak = int(self.worst), int(self.streak)
+        state.nonfinite_steps += count
+        self.count.zero_()
+        self.worst.copy_(self.streak)
+        logger.warning("step %d: %s; update%s skipped, hidden state reset (%d in a row)",
+                       state.step, "non-finite loss or gradient norm" if self.eager else
+                       f"{count} non-finite losses or gradient norms since the last log",
+                       "" if count == 1 else "s", streak)
+        if worst >= cfg.train.max_nonfinite:
+            raise NumericalError(
+                f"training stopped at step {state.step}: {worst} non-finite losses or gradient "
+                f"norms in a row (lr {lr:.3g}, grad_clip {cfg.optim.grad_clip:g}); the last "
+                f"good checkpoint is kept. Try a lower --lr, a --grad-clip of 1 or less, or a "
+                f"shorter --seq-len")
 
 
 class _Meter:
@@ -260,16 +308,16 @@ class _Meter:
     def __init__(self, device: torch.device) -> None:
         self.loss_sum = torch.zeros((), device=device)
         self.norm_sum = torch.zeros((), device=device)
-        self.steps, self.good, self.tick = 0, 0, time.perf_counter()
+        self.good = torch.zeros((), device=device)
+        self.steps, self.tick = 0, time.perf_counter()
         self.norms: list[torch.Tensor] = []
 
-    def add(self, loss: torch.Tensor, norm: torch.Tensor, ok: bool) -> None:
+    def add(self, loss: torch.Tensor, norm: torch.Tensor, ok: torch.Tensor) -> None:
         self.steps += 1
-        if ok:  # a skipped step's NaN would poison the interval's mean
-            self.good += 1
-            self.loss_sum += loss
-            self.norm_sum += norm
-            self.norms.append(norm)
+        self.good += ok  # a skipped step's NaN would poison the interval's mean
+        self.loss_sum += torch.where(ok, loss, 0.0)
+        self.norm_sum += torch.where(ok, norm, 0.0)
+        self.norms.append(torch.where(ok, norm, float("nan")))
 
     def pause(self, seconds: float) -> None:
         """Leave ``seconds`` (an evaluation) out of the chars/s figure."""
@@ -280,15 +328,21 @@ class _Meter:
         (a 1-D CPU tensor); then start a new interval. Under distributed training the loss is
         averaged over ranks (the norm is already the same everywhere) and ``chars_per_step``
         counts one rank's characters."""
-        good, now = max(self.good, 1), time.perf_counter()
+        good, now = max(self.good.item(), 1.0), time.perf_counter()
         loss = dist.sum_(self.loss_sum.clone()).item() / dist.world_size
         out = {"loss": loss / good, "grad_norm": self.norm_sum.item() / good,
                "chars_per_s": self.steps * chars_per_step * dist.world_size
                 / max(now - self.tick, 1e-9),
-               "grad_norms": torch.stack(self.norms).float().cpu() if self.norms else None}
-        self.loss_sum.zero_(), self.norm_sum.zero_()
-        self.steps, self.good, self.tick, self.norms = 0, 0, now, []
+               "grad_norms": _finite(torch.stack(self.norms).float().cpu()) if self.norms
+               else None}
+        self.loss_sum.zero_(), self.norm_sum.zero_(), self.good.zero_()
+        self.steps, self.tick, self.norms = 0, now, []
         return out
+
+
+def _finite(values: torch.Tensor) -> torch.Tensor | None:
+    values = values[torch.isfinite(values)]
+    return values if len(values) else None
 
 
 def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
@@ -321,7 +375,8 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
     step_model = torch.compile(model) if t.compile else model  # checkpoints save ``model``
     step_model = dist.wrap(step_model, train.inputs.device)
     start = time.perf_counter() - state.elapsed_s
-    reserve_s, streak, lr = 0.0, 0, optim_lr(optimizer)  # reserve: last evaluation's duration
+    skips = _Skips(train.inputs.device, eager=not skips_on_device(optimizer))
+    reserve_s, lr = 0.0, optim_lr(optimizer)  # reserve: the last evaluation's duration
 
     def evaluate_now() -> None:
         nonlocal reserve_s
@@ -332,6 +387,7 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
         meter.pause(reserve_s)
 
     def log_now(chars: int) -> None:
+        skips.check(state, cfg, lr)
         metrics = meter.read(chars, dist) | {"lr": lr, "nonfinite_steps": state.nonfinite_steps}
         hooks.on_log(state, metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.3f}", bpc=f"{metrics['loss'] / math.log(2):.3f}",
@@ -361,10 +417,10 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
                                                 check_loss=not dist.enabled)
             state.step, state.chunk = state.step + 1, state.chunk + 1
             meter.add(loss, norm, ok)
-            streak = 0 if ok else streak + 1
-            if not ok:
-                hidden = None
-                _skipped(state, cfg, lr, streak)
+            skips.add(ok)
+            hidden = _reset_where_skipped(hidden, ok, skips.eager)
+            if skips.eager:
+                skips.check(state, cfg, lr)
             state.elapsed_s = time.perf_counter() - start
             saving = state.step % t.checkpoint_interval == 0
             if state.step % t.log_interval == 0 or saving:
@@ -382,6 +438,14 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
     finally:
         bar.close()
     return state, hidden
+
+
+def _reset_where_skipped(hidden: Hidden, ok: torch.Tensor, eager: bool) -> Hidden | None:
+    """The carried state, or a fresh start after a skipped update (on the device unless
+    ``eager``, where ``ok`` is already known on the host)."""
+    if eager or hidden is None:
+        return hidden if hidden is None or bool(ok) else None
+    return map_hidden(hidden, lambda h: torch.where(ok, h, torch.zeros_like(h)))
 
 
 def optim_lr(optimizer: torch.optim.Optimizer) -> float:

@@ -264,3 +264,39 @@ def test_empty_split_is_explained(tmp_path, trained):
            "--set", "data.train_frac=0.9", "--set", "data.val_frac=0.1", cwd=work)
     proc = charlm("eval", "notest", "--split", "test", cwd=work, check=False)
     assert proc.returncode == 1 and "split of" in proc.stderr and "is empty" in proc.stderr
+
+
+def _fit_with(model, optimizer, max_steps, **sets):
+    cfg = build_config(sets=[f"train.max_steps={max_steps}", "train.max_time=null",
+                             "train.progress=false"] + [f"{k}={v}" for k, v in sets.items()])
+    ids = np.random.default_rng(0).integers(0, 12, 400).astype(np.uint8)
+    state, _ = fit(model, optimizer, TBPTTBatches(ids, 4, 8), cfg, TrainState(), Hooks())
+    return state
+
+
+def test_fused_optimizer_skips_on_the_device_like_the_eager_path():
+    """The CUDA path (fused AdamW, skip via found_inf, counts read at log points) run on the
+    CPU gives the same skipped count and weights as the per-step path."""
+    results = []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model = CharLM(12, "gru", 8, 16, 1)
+        poison(model, {3, 7})
+        opt = torch.optim.AdamW(model.parameters(), lr=0.01, fused=fused or None)
+        state = _fit_with(model, opt, 12, **{"train.log_interval": 5})
+        assert state.nonfinite_steps == 2 and state.step == 12
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_optimizer_streak_stops_at_the_next_log_point():
+    model = CharLM(12, "rnn", 8, 16, 1)
+    poison(model, set(range(2, 100)))
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01, fused=True)
+    with pytest.raises(NumericalError, match="stopped at step 10: 9 non-finite"):
+        _fit_with(model, opt, 50, **{"train.max_nonfinite": 4, "train.log_interval": 10})
+    after = list(model.parameters())
+    assert not torch.equal(before[0], after[0])  # step 1 was applied ...
+    assert all(torch.isfinite(p).all() for p in after)  # ... and nothing non-finite since
