@@ -8,7 +8,8 @@ ids are read back as a ``numpy.memmap``, so training touches only the pages its 
 Cache layout (torch-rnn keeps a JSON sidecar beside its binary data in the same way)::
 
     <cache_dir>/<key>/ids.bin     N ids, uint8 / uint16 / int32 by vocabulary size
-    <cache_dir>/<key>/meta.json   dtype, N, vocabulary, corpus, sha256 of its bytes, options
+    <cache_dir>/<key>/meta.json   dtype, N, vocabulary, corpus, sha256 of its bytes, options,
+                                  and ids.bin's mtime (an entry rewritten since is re-encoded)
 
 ``key`` hashes the sha256 of the corpus's bytes with the options that change the ids
 (unit, encoding, errors policy, and a checkpoint's vocabulary when one is imposed), so a
@@ -17,6 +18,7 @@ changed file gets a new entry and an unchanged one is never encoded twice.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import logging
@@ -112,7 +114,11 @@ def _options(unit: str, encoding: str, errors: str) -> dict:
         raise DataError(f"unknown data.unit '{unit}'; use char or byte")
     if unit == "byte":
         return {"unit": "byte"}
-    return {"unit": "char", "encoding": encoding.lower().replace("_", "-"), "errors": errors}
+    try:
+        encoding = codecs.lookup(encoding).name  # latin-1 and iso-8859-1 are one entry
+    except LookupError:
+        raise DataError(f"unknown text encoding '{encoding}' (data.encoding)") from None
+    return {"unit": "char", "encoding": encoding, "errors": errors}
 
 
 def _key(digest: str, options: dict) -> str:
@@ -132,9 +138,11 @@ def _load(folder: Path) -> EncodedCorpus | None:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         dtype = np.dtype(meta["dtype"])
-        if meta["format"] != FORMAT_VERSION or \
-                ids_path.stat().st_size != meta["length"] * dtype.itemsize:
+        stat = ids_path.stat()
+        if meta["format"] != FORMAT_VERSION or stat.st_size != meta["length"] * dtype.itemsize:
             raise ValueError("size or format mismatch")
+        if stat.st_mtime_ns != meta["ids_mtime_ns"]:  # rewritten since it was encoded
+            raise ValueError("ids.bin was modified after encoding")
         ids = np.memmap(ids_path, dtype=dtype, mode="c", shape=(meta["length"],))
         return EncodedCorpus(ids, vocab_from_payload(meta["vocab"]), folder, True)
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -153,6 +161,7 @@ def _write(folder: Path, files: list[Path], meta: dict, vocab, progress) -> Enco
         with (tmp / "ids.bin").open("wb") as out:
             vocab, length = _encode_into(out, files, meta, vocab, progress)
         meta |= {"dtype": vocab.dtype.name, "length": length, "vocab": vocab.to_payload(),
+                 "ids_mtime_ns": (tmp / "ids.bin").stat().st_mtime_ns,
                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         try:

@@ -160,7 +160,14 @@ def init_from_env(device: torch.device, timeout_s: float = 1800.0) -> tuple[Dist
     return Dist(rank, world, local, control), device
 
 
-def shutdown(dist: Dist) -> None:
-    """Leave the process group (a no-op for a single process)."""
+def shutdown(dist: Dist, wait: bool = True) -> None:
+    """Leave the process group (a no-op for a single process).
+
+    Args:
+        wait: first wait for every rank (a clean end), so that no rank tears its connections
+            down while another is still using them; False after an error on this rank.
+    """
     if dist.enabled and torch.distributed.is_initialized():
+        if wait:
+            dist.barrier()
         torch.distributed.destroy_process_group()

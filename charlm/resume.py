@@ -110,24 +110,22 @@ def config_for_resume(ckpt: dict, run_dir, yaml_path=None, sets=(), options=None
 
 def config_for_init(ckpt: dict, yaml_path=None, sets=(), options=None) -> RunConfig:
     """A new run's config whose model section and ``data.unit`` are the checkpoint's
-    (fine-tuning).
+    (fine-tuning); everything else starts from the defaults as for a new run.
 
     Raises:
-        ConfigError: if model settings or the unit given now differ from the checkpoint's.
+        ConfigError: if model settings or the unit given now (even ones equal to a default)
+            differ from the checkpoint's, listing them.
     """
     saved = from_dict(ckpt["config"])
-    source = saved.model
     cfg = build_config(yaml_path, sets, options)
-    given = changed_keys(RunConfig(), cfg)
-    clash = [k for k in given if k.startswith("model.") and given[k][1] != getattr(
-        source, k.split(".", 1)[1])]
-    if "data.unit" in given and given["data.unit"][1] != saved.data.unit:
-        clash.append("data.unit")
+    on_saved = changed_keys(saved, build_config(yaml_path, sets, options, base=saved))
+    clash = [f"{k} {old!r} -> {new!r}" for k, (old, new) in on_saved.items()
+             if k.startswith("model.") or k == "data.unit"]
     if clash:
-        raise ConfigError(f"--init-from keeps the checkpoint's model ({source}) and unit "
-                          f"({saved.data.unit}); drop the settings that differ: "
+        raise ConfigError(f"--init-from keeps the checkpoint's model settings and data.unit; "
+                          f"drop the ones that differ (checkpoint -> given): "
                           f"{', '.join(clash)}")
-    return dataclasses.replace(cfg, model=source,
+    return dataclasses.replace(cfg, model=saved.model,
                                data=dataclasses.replace(cfg.data, unit=saved.data.unit))
 
 

@@ -24,7 +24,7 @@ from charlm.corpora import DataError, canonical_spec
 from charlm.corpus_cache import encode_corpus
 from charlm.data import (ByteVocab, TBPTTBatches, Vocab, check_trainable, split_ids,
                          vocab_from_payload)
-from charlm.distributed import SINGLE, Dist, init_from_env, shutdown
+from charlm.distributed import SINGLE, Dist, DistributedError, init_from_env, shutdown
 from charlm.errors import CharLMError
 from charlm.inspection import gate_statistics
 from charlm.log import log_gates, log_gradients, log_hparams, open_writer
@@ -56,7 +56,7 @@ class TrainResult:
     val_loss: float
     val_bpc: float
     best_path: Path
-    paused: bool = False  # stopped by train.stop_at_step; continue with --resume
+    paused: bool = False  # stopped before the budget was spent; continue with --resume
     main: bool = True     # False on ranks other than 0, which report nothing
     unit: str = "char"    # data.unit: losses are per char or per byte
 
@@ -138,12 +138,16 @@ def prepare_data(cfg: RunConfig, vocab: Vocab | ByteVocab | None = None, dist: D
     d = cfg.data
     encode = functools.partial(encode_corpus, d.corpus, d.data_dir, d.cache_dir, d.unit,
                                d.encoding, d.errors, vocab)
+    corpus, error = None, None
     if dist.local_rank == 0:
-        corpus = encode(progress=cfg.train.progress)
-        dist.barrier()
-    else:
-        dist.barrier()
-        corpus = encode(progress=False)
+        try:
+            corpus = encode(progress=cfg.train.progress)
+        except DataError as exc:
+            error = str(exc)
+    errors = [e for e in dist.gather_objects(error) if e]  # also: the others wait here
+    if errors:
+        raise DataError(errors[0])  # every rank reports the encoder's error
+    corpus = corpus or encode(progress=False)
     splits = split_ids(corpus.ids, d.train_frac, d.val_frac)
     check_trainable(len(splits["train"]), cfg.train.batch_size, cfg.train.seq_len)
     if len(splits["val"]) < 2:
@@ -212,8 +216,9 @@ def build_hooks(model: CharLM, optimizer, cfg: RunConfig, vocab, splits: dict[st
         writer.add_scalar("val/loss", loss, state.step)
         writer.add_scalar("val/bpc", nats_to_bits(loss), state.step)
         writer.add_scalar("val/elapsed_s", state.elapsed_s, state.step)
-        logger.info("step %d: val loss %.4f nats/char, %.4f bpc over %d %ss",
-                    state.step, loss, nats_to_bits(loss), n, cfg.data.unit)
+        unit = cfg.data.unit
+        logger.info("step %d: val loss %.4f nats/%s, %.4f %s over %d %ss", state.step, loss,
+                    unit, nats_to_bits(loss), "bpc" if unit == "char" else "bits/byte", n, unit)
         if best:
             save(state, ckpt_io.BEST)
         if t.log_gates:
@@ -282,9 +287,10 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
         NumericalError: when updates stay non-finite; the last good checkpoint is kept.
     """
     dist, device = init_from_env(resolve_device(cfg.train.device))
+    clean = False  # every rank got to the end (or to a stop they agreed on)
     try:
         cfg = finalize_config(cfg, dist)
-        rows = dist.rows(cfg.train.batch_size)
+        rows = _rows(cfg, dist, resume is not None)
         start = resume or init
         vocab, splits = prepare_data(cfg, vocab_from_payload(start["vocab"]) if start else None,
                                      dist)
@@ -304,14 +310,30 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
         hooks = build_hooks(model, optimizer, cfg, vocab, splits, paths, writer, dist)
         state = _fit_and_save(model, optimizer, train, cfg, state, hooks, hidden, dist, paths,
                               writer)
+        clean = True
+    except Interrupted:
+        clean = True
+        raise
     finally:
-        shutdown(dist)
+        shutdown(dist, wait=clean)
     best = paths.checkpoints / ckpt_io.BEST
     return TrainResult(paths.name, state.step, state.elapsed_s, state.last_val_loss,
                        nats_to_bits(state.last_val_loss),
                        best if best.exists() else paths.checkpoints / ckpt_io.LAST,
-                       paused=state.last_eval_step != state.step, main=dist.is_main,
+                       paused=not state.finished, main=dist.is_main,
                        unit=cfg.data.unit)
+
+
+def _rows(cfg: RunConfig, dist: Dist, resuming: bool) -> tuple[int, int]:
+    """This rank's streams; on resume the batch size is fixed, so the advice is about the
+    number of processes."""
+    B, W = cfg.train.batch_size, dist.world_size
+    if resuming and B % W:
+        fits = [n for n in range(1, B + 1) if B % n == 0]
+        raise DistributedError(f"run {cfg.train.run_name} has train.batch_size {B}, which a "
+                               f"resumed run keeps; resume it with a number of processes that "
+                               f"divides {B} ({', '.join(map(str, fits[:8]))}), not {W}")
+    return dist.rows(B)
 
 
 def _build(cfg: RunConfig, vocab, start: dict | None, device: torch.device, dist: Dist):
@@ -349,8 +371,9 @@ def _fit_and_save(model, optimizer, train, cfg: RunConfig, state: TrainState, ho
         if not signum or state.step % cfg.train.checkpoint_interval:
             hooks.on_checkpoint(state, hidden)  # not twice for a stop right after a save
         if signum:
+            how = "torchrun ... -m charlm" if dist.enabled else "charlm"
             raise Interrupted(f"stopped at step {state.step}; saved "
-                              f"{paths.checkpoints / ckpt_io.LAST}; continue with: charlm "
+                              f"{paths.checkpoints / ckpt_io.LAST}; continue with: {how} "
                               f"train --resume {paths.name}", signum)
         if dist.is_main:
             log_hparams(writer, cfg.to_dict(), {"val_loss": state.last_val_loss,

@@ -137,14 +137,16 @@ def prepare_prime(vocab, prime: str | None, drop_unknown: bool = False
     """The priming text to show and the (T0,) int64 ids to feed.
 
     Args:
-        prime: the user's text (line endings normalised as in training), or None for
-            :func:`default_prime`, which is fed but not shown.
+        prime: the user's text (line endings normalised as in training, except for a byte
+            model, which sees bytes as given), or None for :func:`default_prime`, which is fed
+            but not shown.
         drop_unknown: remove characters the model never saw instead of raising.
     Raises:
         DataError: listing the characters outside the vocabulary (and the option that drops
             them), or when nothing is left to prime with.
     """
-    text = default_prime(vocab) if prime is None else normalize_newlines(prime)
+    text = default_prime(vocab) if prime is None else \
+        normalize_newlines(prime) if vocab.unit == "char" else prime
     unknown = vocab.unknown(text)
     if unknown and not drop_unknown:
         raise DataError(f"the prime has {len(unknown)} character(s) the model never saw: "

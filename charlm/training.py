@@ -207,10 +207,11 @@ class TrainState:
     last_val_loss: float = math.nan
     last_eval_step: int = -1
     nonfinite_steps: int = 0       # updates skipped for a non-finite loss or gradient norm
+    finished: bool = False         # the budget is spent (not saved: a resumed run may add more)
 
     def to_dict(self) -> dict:
         """Plain dict for the checkpoint."""
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "finished"}
 
 
 @dataclass
@@ -401,10 +402,10 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
             elapsed, reserve_s, stop = dist.agree(time.perf_counter() - start, reserve_s,
                                                   float(hooks.should_stop()))
             state.elapsed_s = elapsed
-            if stop or (t.stop_at_step and state.step >= t.stop_at_step):
-                return state, hidden
             if budget.done(state.step, state.elapsed_s + reserve_s):
                 break
+            if stop or (t.stop_at_step and state.step >= t.stop_at_step):
+                return state, hidden
             if state.chunk >= train.full_chunks:
                 state.epoch, state.chunk, hidden = state.epoch + 1, 0, None
             lr = lr_at(cfg.optim, state.step,
@@ -435,6 +436,7 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, train: TBPTTBatches,
         if state.last_eval_step != state.step:
             evaluate_now()
         state.elapsed_s = time.perf_counter() - start
+        state.finished = True
     finally:
         bar.close()
     return state, hidden

@@ -53,3 +53,23 @@ def test_byte_model_refuses_visualize(tmp_path):
            cwd=tmp_path)
     proc = charlm("visualize", "b", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "reads bytes" in proc.stderr
+
+
+def test_byte_prime_keeps_its_bytes():
+    from charlm.sampling import prepare_prime
+
+    _, ids = prepare_prime(ByteVocab(), "a\r\nb é")
+    assert bytes(ids.tolist()) == "a\r\nb é".encode()
+
+
+def test_init_from_keeps_the_unit_even_when_given_the_default(tmp_path):
+    (tmp_path / "ko.txt").write_text(KOREAN.read_text(encoding="utf-8") * 12, encoding="utf-8")
+    base = ["--config", CONFIGS / "tiny.yaml", "--data", "ko.txt", "--no-progress", "--seed", 1]
+    charlm("train", *base, "--max-steps", 2, "--run-name", "b", "--set", "data.unit=byte",
+           cwd=tmp_path)
+    for clash in (["--set", "data.unit=char"], ["--hidden-size", 256]):  # both are defaults
+        proc = charlm("train", *base, "--max-steps", 2, "--init-from", "b", *clash,
+                      cwd=tmp_path, check=False)
+        assert proc.returncode == 1 and "--init-from keeps the checkpoint's" in proc.stderr
+        assert ("data.unit 'byte' -> 'char'" in proc.stderr) or \
+            ("model.hidden_size 32 -> 256" in proc.stderr), proc.stderr

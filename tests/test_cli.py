@@ -65,3 +65,11 @@ def test_help_lists_every_option_with_default(tmp_path):
                    "--checkpoint-dir", "--log-dir", "--seed", "--device"):
         assert option in out
     assert "[default: lstm, config model.cell]" in " ".join(out.split())
+
+
+def test_stop_at_an_evaluation_step_is_a_pause(tmp_path, corpus_file):
+    args = ["--config", CONFIGS / "tiny.yaml", "--data", corpus_file, "--no-progress", "--seed",
+            1, "--max-steps", 40, "--max-time", 10000, "--run-name", "p"]
+    out = charlm("train", *args, "--stop-at-step", 20, cwd=tmp_path).stdout  # eval_interval 20
+    assert "paused: run p at step 20" in out
+    assert "done: run p, 40 steps" in charlm("train", "--resume", "p", cwd=tmp_path).stdout

@@ -87,3 +87,21 @@ def test_second_train_uses_the_cache(tmp_path, stdlib_text):
     second = charlm("train", *args, "--run-name", "b", cwd=tmp_path)
     assert "encoded 1 files" in first.stderr and "using cached encoding" not in first.stderr
     assert "using cached encoding" in second.stderr and "encoded" not in second.stderr
+
+
+def test_rewritten_ids_are_encoded_again(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("hello world\n" * 40, encoding="utf-8")
+    first = encode_corpus(str(path), cache_dir=tmp_path / "cache")
+    size = (first.folder / "ids.bin").stat().st_size
+    (first.folder / "ids.bin").write_bytes(bytes([250]) * size)  # same size, ids out of range
+    again = encode_corpus(str(path), cache_dir=tmp_path / "cache")
+    assert not again.reused and int(again.ids.max()) < again.vocab.size
+
+
+def test_encoding_aliases_share_an_entry(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_bytes("caf\xe9 na\xefve\n".encode("latin-1") * 30)
+    a = encode_corpus(str(path), cache_dir=tmp_path / "cache", encoding="latin-1")
+    b = encode_corpus(str(path), cache_dir=tmp_path / "cache", encoding="ISO-8859-1")
+    assert b.reused and a.folder == b.folder and "é" in a.vocab

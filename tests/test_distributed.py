@@ -77,6 +77,10 @@ def test_ddp_checkpoint_in_one_process(tmp_path, corpus):
     torchrun("train", *ARGS, *corpus, "--run-name", "d", "--stop-at-step", 20, cwd=tmp_path)
     out = charlm("sample", "d", "--length", 50, "--seed", 1, cwd=tmp_path).stdout
     assert len(out) >= 50
+    three = torchrun("train", "--resume", "d", cwd=tmp_path, nproc=3, check=False)
+    assert three.returncode != 0
+    assert "resume it with a number of processes that divides 8 (1, 2, 4, 8), not 3" \
+        in three.stderr
     charlm("train", "--resume", "d", "--no-progress", cwd=tmp_path)  # continues in 1 process
     assert weights(tmp_path, "d")["state"]["step"] == 30
 
@@ -85,3 +89,11 @@ def test_batch_must_split_evenly(tmp_path, corpus):
     proc = torchrun("train", *ARGS, *corpus, "--batch-size", 7, cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "train.batch_size 7 is not a multiple of the 2 processes" in proc.stderr
+
+
+def test_a_data_error_is_reported_by_every_rank_without_a_traceback(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"abc\xc3\x28def" * 100)
+    proc = torchrun("train", *ARGS, "--data", "bad.txt", cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.count("bad.txt is not valid utf-8: byte 0xc3") == 2, proc.stderr  # both ranks
+    assert "Connection closed by peer" not in proc.stderr

@@ -108,7 +108,7 @@ def test_init_from_starts_a_new_run_from_the_weights(trained):
     assert cfg["model"]["hidden_size"] == 32   # the checkpoint's model, not the defaults
     proc = charlm("train", "--init-from", run / "best.pt", "--hidden-size", 99, cwd=work,
                   check=False)
-    assert proc.returncode == 1 and "drop the settings that differ" in proc.stderr
+    assert proc.returncode == 1 and "model.hidden_size 32 -> 99" in proc.stderr
 
 
 def test_inspect_prints_what_the_checkpoint_holds(trained):

@@ -11,7 +11,9 @@ from charlm.cli.common import h, load_model_for, text_out
 
 @click.command()
 @click.argument("checkpoint", required=False)
-@click.option("--length", type=int, help=h("", "checkpoint's sample.length (500)"))
+@click.option("--length", type=int,
+              help=h("Characters to generate (bytes for a data.unit byte model).",
+                     "checkpoint's sample.length (500)"))
 @click.option("--temperature", type=float,
               help=h("0 is greedy (argmax).", "checkpoint's sample.temperature (0.8)"))
 @click.option("--top-k", type=int, help=h("Keep the k most likely characters.", "off"))

@@ -28,9 +28,11 @@ def inspect(checkpoint, gates) -> None:
     click.echo(f"step {st.get('step')}, epoch {st.get('epoch')}, "
                f"{st.get('elapsed_s', 0):.1f} s trained, "
                f"{st.get('nonfinite_steps', 0)} non-finite steps skipped")
+    unit = ckpt["config"].get("data", {}).get("unit", "char")
+    bits = "bpc" if unit == "char" else "bits/byte"
     if math.isfinite(best):
-        click.echo(f"val loss: last {last:.4f} nats/char ({nats_to_bits(last):.4f} bpc), "
-                   f"best {best:.4f} nats/char ({nats_to_bits(best):.4f} bpc)")
+        click.echo(f"val loss: last {last:.4f} nats/{unit} ({nats_to_bits(last):.4f} {bits}), "
+                   f"best {best:.4f} nats/{unit} ({nats_to_bits(best):.4f} {bits})")
     else:
         click.echo("val loss: not evaluated yet")
     chars = ckpt["vocab"] if isinstance(ckpt["vocab"], str) else None
