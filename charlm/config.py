@@ -94,7 +94,7 @@ class TrainConfig:
     """Truncated BPTT loop: batch layout, stopping, evaluation, checkpoints and logging."""
 
     batch_size: int = _field(32, "parallel streams B", lo=1)
-    seq_len: int = _field(128, "BPTT length T (characters per step per stream)", lo=1)
+    seq_len: int = _field(64, "BPTT length T (characters per step per stream)", lo=1)
     max_steps: Optional[int] = _field(None, "stop after this many optimizer steps", lo=1)
     max_epochs: Optional[float] = _field(None, "stop after this many passes over the train "
                                          "split", lo=0.0, lo_open=True)
