@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from charlm.config import OptimConfig, build_config
+from charlm.config import build_config
 from charlm.data import TBPTTBatches
 from charlm.models import CharLM, detach_hidden
 from charlm.sampling import generate

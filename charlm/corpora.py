@@ -135,11 +135,6 @@ def file_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def decode_bytes(raw: bytes, name: str, encoding: str = "utf-8", errors: str = "strict") -> str:
-    """Decode a whole file's bytes with the text policy above (see :func:`iter_decoded`)."""
-    return "".join(iter_decoded([raw] if raw else [], name, encoding, errors))
-
-
 def read_text_file(path: Path, encoding: str = "utf-8", errors: str = "strict") -> str:
     """Read one text file under the text policy.
 

@@ -32,8 +32,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from charlm.corpora import (CHUNK_BYTES, DataError, file_chunks, iter_decoded,
-                            resolve_sources)
+from charlm.corpora import DataError, file_chunks, iter_decoded, resolve_sources
 from charlm.data import ByteVocab, Vocab, format_chars, vocab_from_payload
 
 logger = logging.getLogger(__name__)

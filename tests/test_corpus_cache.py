@@ -105,3 +105,12 @@ def test_encoding_aliases_share_an_entry(tmp_path):
     a = encode_corpus(str(path), cache_dir=tmp_path / "cache", encoding="latin-1")
     b = encode_corpus(str(path), cache_dir=tmp_path / "cache", encoding="ISO-8859-1")
     assert b.reused and a.folder == b.folder and "é" in a.vocab
+
+
+def test_unwritable_cache_folder_is_a_clear_error(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("hello world\n" * 40, encoding="utf-8")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DataError, match="cannot write the encoded corpus to .*afile.*"
+                                         "--set data.cache_dir=PATH"):
+        encode_corpus(str(path), cache_dir=tmp_path / "afile" / "cache")
