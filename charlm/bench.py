@@ -5,12 +5,14 @@ Shape legend: B batch (streams), T time steps, E embedding size, H hidden size, 
 V vocab size. Speeds are characters per second (chars/s); FLOP counts are multiply-adds x 2.
 
 Model FLOPs per trained character count the matrix products only: each layer's gate GEMMs,
-``2 * G * H * (in + H)`` forward with G = 4 (LSTM), 3 (GRU) or 1 (RNN) gates, plus the decoder's
-``2 * H * V``; training costs three times the forward pass (one forward, two for the backward).
+``2 * G * H * (in + H)`` forward with G the cell table's ``blocks`` (LSTM 4, GRU 3, RNN 1),
+plus the decoder's ``2 * H * V``; training costs three times the forward pass (one forward,
+two for the backward).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,15 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from charlm.cell_table import cell_names, get_cell
 from charlm.config import build_config
 from charlm.data import TBPTTBatches
+from charlm.evaluation import evaluate
 from charlm.models import CharLM, detach_hidden
 from charlm.sampling import generate
-from charlm.training import Hooks, TrainState, evaluate, fit, make_optimizer
+from charlm.training import Hooks, TrainState, fit, make_optimizer
 
 logger = logging.getLogger(__name__)
-
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
 def machine() -> dict:
@@ -58,7 +60,7 @@ def gemm_gflops(shapes=((4096, 1024, 2048), (8192, 256, 1024), (2048, 2048, 2048
 
 def train_flops_per_char(cell: str, E: int, H: int, L: int, V: int) -> float:
     """Matrix FLOPs of one trained character (forward + backward), see the module doc."""
-    G = GATES[cell]
+    G = get_cell(cell).blocks
     fwd = sum(2 * G * H * ((E if layer == 0 else H) + H) for layer in range(L)) + 2 * H * V
     return 3.0 * fwd
 
@@ -97,11 +99,8 @@ def charlm_loop(model: CharLM, batches: TBPTTBatches, cfg):
     hidden = [None]
 
     def run(n: int) -> None:
-        import dataclasses
-
         train = dataclasses.replace(cfg.train, max_steps=state.step + n)
-        _, hidden[0] = fit(model, opt, batches, dataclasses.replace(cfg, train=train), state,
-                           Hooks(), hidden[0])
+        _, hidden[0] = fit(model, opt, batches, state, Hooks(), train, cfg.optim, hidden[0])
     return run
 
 
@@ -142,7 +141,7 @@ def bench_eval_and_sampling(ids: np.ndarray, V: int, H: int = 512, length: int =
     return out
 
 
-def run(ids: np.ndarray, V: int, sizes=(128, 256, 512, 1024), cells=("lstm", "gru", "rnn"),
+def run(ids: np.ndarray, V: int, sizes=(128, 256, 512, 1024), cells=cell_names(),
         steps: int = 5, out: str | Path | None = None, echo=print) -> dict:
     """The whole benchmark: prints a table as it goes and returns (and writes) the JSON."""
     report = {"machine": machine(), "gemm_gflops": gemm_gflops()}

@@ -1,10 +1,16 @@
-"""Checkpoints: plain containers of tensors, saved atomically, loaded with ``weights_only``.
+"""Checkpoints: plain containers of tensors, saved atomically, loaded with ``weights_only``;
+how a user names one; and the model, vocabulary and config one holds.
 
-A checkpoint is a dict with ``format_version``, ``versions`` (charlm, torch, python),
-``config`` (the resolved :class:`~charlm.config.RunConfig` as a dict), ``vocab`` (the
-characters as one string), ``model`` and ``optimizer`` state dicts, and ``state`` (step,
-epoch, position in the epoch, elapsed seconds, best and last val loss in nats/char). Nothing in
-it needs unpickling of arbitrary classes, so ``torch.load(path, weights_only=True)`` reads it.
+A checkpoint is a dict (:func:`make_payload`) with ``format_version``, ``versions`` (charlm,
+torch, python), ``config`` (the resolved :class:`~charlm.config.RunConfig` as a dict),
+``vocab`` (the characters as one string, or the byte marker), ``model`` and ``optimizer``
+state dicts, ``state`` (step, epoch, position in the epoch, elapsed seconds, best and last val
+loss in nats/char), the carried TBPTT ``hidden`` state and the RNG states (``rng``,
+``rng_ranks``). Nothing in it needs unpickling of arbitrary classes, so
+``torch.load(path, weights_only=True)`` reads it.
+
+Inference (``sample``, ``eval``, ``inspect``, ...) gets its model from :func:`open_checkpoint`
+and never imports the training code.
 """
 
 from __future__ import annotations
@@ -21,17 +27,17 @@ from typing import Any
 import torch
 
 from charlm import __version__
-from charlm.errors import CharLMError
+from charlm.config import RunConfig, from_dict
+from charlm.data import ByteVocab, Vocab, vocab_from_payload
+from charlm.errors import CharLMError, CheckpointError
+from charlm.models import CharLM, create_model
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 BEST, LAST = "best.pt", "last.pt"
 REQUIRED_KEYS = ("versions", "config", "vocab", "model", "state")
-
-
-class CheckpointError(CharLMError):
-    """A checkpoint is missing, unreadable, corrupt, or of an unknown format."""
+LATEST = "latest"
 
 
 def versions() -> dict[str, str]:
@@ -132,18 +138,19 @@ def _reason(exc: Exception) -> str:
 
 def find_checkpoint(target: str | Path | None, checkpoint_dir: str | Path = "checkpoints",
                     prefer: tuple[str, ...] = (BEST, LAST)) -> Path:
-    """Resolve what the user named to one checkpoint file.
+    """Resolve what the user named to one checkpoint file: every command names checkpoints
+    the same way.
 
     Args:
         target: a checkpoint file; a run folder or a run name under ``checkpoint_dir`` (the
-            first of ``prefer`` it holds); or None for the newest run under
+            first of ``prefer`` it holds); or None or ``latest`` for the newest run under
             ``checkpoint_dir``.
         checkpoint_dir: the parent of run folders.
         prefer: file names to look for in a run folder, in order.
     Raises:
         CheckpointError: if nothing matches, saying where it looked.
     """
-    if target is None:
+    if target is None or str(target) == LATEST:
         root = Path(checkpoint_dir)
         runs = [p for p in root.glob("*/") if _pick(p, prefer)] if root.is_dir() else []
         if not runs:
@@ -172,3 +179,77 @@ def _pick(run_dir: Path, prefer: tuple[str, ...]) -> Path | None:
         if (run_dir / name).is_file():
             return run_dir / name
     return None
+
+
+def make_payload(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict,
+                 cfg: RunConfig, vocab, hidden=None, rng: dict | None = None,
+                 rng_ranks: list | None = None) -> dict[str, Any]:
+    """The checkpoint dict (module doc), with what exact resume needs.
+
+    Args:
+        model: the unwrapped module (not DDP or compiled).
+        state: the training counters as a plain dict (``TrainState.to_dict()``).
+        hidden: the carried state of all B streams, (L, B, H) (LSTM: a pair).
+        rng: this process's RNG states (:func:`charlm.runtime.rng_state`).
+        rng_ranks: every rank's RNG states under distributed training (``rng`` is rank 0's).
+    """
+    return {"format_version": FORMAT_VERSION, "versions": versions(),
+            "config": cfg.to_dict(), "vocab": vocab.to_payload(), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "state": state, "hidden": hidden,
+            "rng": rng_ranks[0] if rng_ranks else rng, "rng_ranks": rng_ranks}
+
+
+def restore_model(ckpt: dict, device: torch.device | str = "cpu"
+                  ) -> tuple[CharLM, Vocab | ByteVocab, RunConfig]:
+    """Rebuild the model (in eval mode, on ``device``), vocabulary and config of a loaded
+    checkpoint.
+
+    Raises:
+        CheckpointError: if the stored config or weights do not fit together.
+    """
+    try:
+        cfg = from_dict(ckpt["config"])
+        vocab = vocab_from_payload(ckpt["vocab"])
+        model = create_model(cfg.model, vocab.size)
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, ValueError, RuntimeError, CharLMError) as exc:
+        detail = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+        raise CheckpointError(f"checkpoint contents are inconsistent: "
+                              f"{detail[:400]}") from None
+    return model.to(device).eval(), vocab, cfg
+
+
+def open_checkpoint(target: str | Path | None, checkpoint_dir: str | Path = "checkpoints",
+                    prefer: tuple[str, ...] = (BEST, LAST),
+                    map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]]:
+    """Find (:func:`find_checkpoint`) and load one checkpoint, logging which file it is.
+
+    Returns:
+        ``(path, checkpoint dict)``.
+    Raises:
+        CheckpointError: if nothing matches, or the file is not a readable checkpoint.
+    """
+    path = find_checkpoint(target, checkpoint_dir, prefer)
+    ckpt = load_checkpoint(path, map_location)
+    logger.info("loaded %s (step %s)", path, ckpt["state"].get("step"))
+    return path, ckpt
+
+
+def resume_target(target: str, checkpoint_dir: str | Path) -> Path:
+    """The checkpoint ``--resume`` names: ``latest``, a run name, a run folder or a file
+    (``last.pt`` preferred).
+
+    Raises:
+        CheckpointError: if nothing matches, or the file is older than its run's ``last.pt``
+            (resuming it would overwrite the newer one).
+    """
+    found = find_checkpoint(target, checkpoint_dir, prefer=(LAST, BEST))
+    last = found.parent / LAST
+    if found.name != LAST and last.is_file():
+        at, newest = (load_checkpoint(p)["state"]["step"] for p in (found, last))
+        if newest > at:
+            raise CheckpointError(
+                f"{found} is at step {at} but {last} is at step {newest}; resuming from the "
+                f"older one would overwrite {LAST}. Resume from {last}, or start a new run "
+                f"from {found} with --init-from")
+    return found

@@ -28,13 +28,9 @@ from dataclasses import dataclass
 
 import torch
 
-from charlm.errors import CharLMError
+from charlm.errors import DistributedError
 
 logger = logging.getLogger(__name__)
-
-
-class DistributedError(CharLMError):
-    """The distributed job cannot start as asked (batch size, device, backend)."""
 
 
 @dataclass(frozen=True)

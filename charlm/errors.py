@@ -1,9 +1,42 @@
-"""The one base class of every error charlm raises for bad input or bad files.
+"""Every error charlm raises for bad input or bad files, in one place.
 
 The CLI turns a :class:`CharLMError` into a one-line message and a non-zero exit status, with
-no traceback; anything else is a bug and keeps its traceback.
+no traceback; anything else is a bug and keeps its traceback. Each subclass names the stage
+that refused the input; the message names the problem and an option that fixes it.
 """
 
 
 class CharLMError(Exception):
     """A user-facing error: its message names the problem and the fix."""
+
+
+class ConfigError(CharLMError):
+    """A configuration key, type or value is invalid; the message names the dotted key."""
+
+
+class DataError(CharLMError):
+    """A corpus cannot be found, read or decoded; the message names the file and the fix."""
+
+
+class CheckpointError(CharLMError):
+    """A checkpoint is missing, unreadable, corrupt, or of an unknown format."""
+
+
+class SamplingError(CharLMError, ValueError):
+    """A sampling option is out of range."""
+
+
+class NumericalError(CharLMError):
+    """Training produced non-finite losses or gradients too many steps in a row."""
+
+
+class DistributedError(CharLMError):
+    """The distributed job cannot start as asked (batch size, device, backend)."""
+
+
+class Interrupted(CharLMError):
+    """Training stopped on SIGINT or SIGTERM after saving; ``exit_code`` is 128 + signal."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum

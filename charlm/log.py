@@ -1,4 +1,5 @@
-"""Logging setup and TensorBoard: one SummaryWriter per run, scalars grouped by prefix.
+"""Writing only: logging setup, and TensorBoard (one SummaryWriter per run, scalars grouped by
+prefix). What to write is decided elsewhere (:mod:`charlm.reporting`).
 
 Tags: ``train/loss`` ``train/bpc`` ``train/lr`` ``train/grad_norm`` ``train/chars_per_s``
 ``train/nonfinite_steps``; ``val/loss`` ``val/bpc`` ``val/elapsed_s`` (training seconds at the
@@ -66,27 +67,6 @@ def log_hparams(writer, config: Mapping[str, Mapping[str, Any]],
         writer.file_writer.add_summary(summary, step)
     for tag, value in metric_dict.items():
         writer.add_scalar(tag, value, step)
-
-
-def log_gradients(writer, model, norms, cfg, train_ids, step: int) -> None:
-    """TensorBoard ``grad/``: pre-clip norm histogram, fraction clipped, per-parameter norms
-    (this step's, after clipping) and the gradient-flow profile ``grad/flow_k{k}``."""
-    clip = cfg.optim.grad_clip
-    if norms is not None:
-        writer.add_histogram("grad/norm_preclip", norms, step)
-        if clip > 0:
-            writer.add_scalar("grad/clipped_frac", (norms > clip).float().mean().item(), step)
-    for name, p in model.named_parameters():
-        if p.grad is not None:
-            writer.add_scalar(f"grad/param/{name}", p.grad.norm().item(), step)
-    from charlm.gradflow import gradient_profile, sample_windows
-    from charlm.inspection import BURN_IN
-
-    K = cfg.train.gradflow_horizon
-    windows = sample_windows(train_ids, BURN_IN + K + 2, 8, seed=step)
-    profile = gradient_profile(model, windows, K, BURN_IN)
-    for k in sorted({0, 1, 5, 10, 25, 50, 100, 150, 200, K} & set(range(K + 1))):
-        writer.add_scalar(f"grad/flow_k{k:03d}", profile[k], step)
 
 
 def log_gates(writer, stats: dict, step: int) -> None:

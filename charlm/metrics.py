@@ -1,7 +1,9 @@
-"""Unit conversions for language-model losses: the one place nats, bits and perplexity meet.
+"""Unit conversions and unit labels for language-model losses: the one place nats, bits,
+perplexity and their names meet.
 
 A loss in nats/char is the mean negative natural-log likelihood of the next character; bits per
-character (bpc) is the same quantity in base 2 (divide by ln 2); perplexity is exp(nats).
+character (bpc) is the same quantity in base 2 (divide by ln 2); perplexity is exp(nats). A
+``data.unit: byte`` model predicts bytes, so its figures are per byte (nats/byte, bits/byte).
 """
 
 import math
@@ -25,3 +27,24 @@ def perplexity(loss_nats: float) -> float:
         return math.exp(loss_nats)
     except OverflowError:
         return math.inf
+
+
+def loss_unit(unit: str = "char") -> str:
+    """``nats/char`` or ``nats/byte``: the unit of a loss for ``data.unit``."""
+    return f"nats/{unit}"
+
+
+def bits_unit(unit: str = "char") -> str:
+    """``bpc`` for characters, ``bits/byte`` for bytes."""
+    return "bpc" if unit == "char" else f"bits/{unit}"
+
+
+def unit_noun(unit: str = "char") -> str:
+    """``character`` or ``byte``: what one id of a ``data.unit`` model stands for."""
+    return "character" if unit == "char" else unit
+
+
+def describe_loss(loss_nats: float, unit: str = "char") -> str:
+    """``1.4486 nats/char, 2.0898 bpc``: a loss in both units."""
+    return (f"{loss_nats:.4f} {loss_unit(unit)}, {nats_to_bits(loss_nats):.4f} "
+            f"{bits_unit(unit)}")

@@ -1,8 +1,8 @@
 """Text generation: temperature, top-k and nucleus (top-p) sampling with a carried state.
 
-The priming text runs through the fused model once; after that each new character costs one
-step of the reference cells (:mod:`charlm.cells`) with the carried hidden state (O(1) work per
-character, never a re-run of the prefix). Several samples are generated together as one batch.
+The priming text runs through the model once; after that each new character costs one
+:meth:`~charlm.models.CharLM.step` with the carried hidden state (O(1) work per character,
+never a re-run of the prefix). Several samples are generated together as one batch.
 
 Shape legend: B samples, T time steps, V vocab size.
 
@@ -18,17 +18,11 @@ from typing import Iterator
 
 import torch
 
-from charlm.cells import run_core
-from charlm.corpora import DataError, normalize_newlines
-from charlm.data import format_chars
-from charlm.errors import CharLMError
-from charlm.models import CharLM
+from charlm.data import format_chars, normalize_newlines
+from charlm.errors import DataError, SamplingError
+from charlm.models import CharLM, eval_mode
 
 logger = logging.getLogger(__name__)
-
-
-class SamplingError(CharLMError, ValueError):
-    """A sampling option is out of range."""
 
 
 def check_options(vocab_size: int, temperature: float, top_k: int | None,
@@ -92,30 +86,15 @@ def generate(model: CharLM, prime_ids: torch.Tensor, length: int, num_samples: i
     Yields:
         (B,) int64 ids of the next character of each sample.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         ids = prime_ids.unsqueeze(0).expand(num_samples, -1)   # (B, T0)
         logits, hidden = model(ids)                              # prefix runs once
+        logits = logits[:, -1]                                   # (B, V)
         for i in range(length):
-            nxt = pick_next(logits[:, -1], temperature, top_k, top_p, generator)  # (B,)
+            nxt = pick_next(logits, temperature, top_k, top_p, generator)  # (B,)
             yield nxt
             if i + 1 < length:
-                logits, hidden = _one_step(model, nxt, hidden)    # (B, 1, V)
-    finally:
-        model.train(was_training)
-
-
-def _one_step(model: CharLM, ids: torch.Tensor, hidden):
-    """Logits (B, 1, V) for one new character per sample, through the reference cells.
-
-    A fused ``nn.LSTM`` call costs about 1-2 ms on a CPU whatever its size at T = 1 (oneDNN
-    sets up its RNN primitive each call); the same step as plain matrix-vector products is
-    several times faster, and equal to the fused result within float rounding
-    (tests/test_cells.py).
-    """
-    out, hidden, _ = run_core(model.core, model.embedding(ids.unsqueeze(1)), hidden)
-    return model.decoder(model.dropout(out)), hidden
+                logits, hidden = model.step(nxt, hidden)          # (B, V)
 
 
 def sample_text(model: CharLM, vocab, prime: str, length: int, temperature: float = 1.0,

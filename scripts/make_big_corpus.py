@@ -2,7 +2,7 @@
 
     python scripts/make_big_corpus.py /tmp/big.txt --size-gb 1
 
-Each repetition is the pystdlib corpus (charlm.corpora) in sorted path order, so the text is
+Each repetition is the pystdlib corpus (charlm.data.sources) in sorted path order, so the text is
 real Python source at any size and needs no network. Prints what it wrote and how fast.
 """
 
@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from charlm.corpora import pystdlib_files
+from charlm.data.sources import pystdlib_files
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from charlm.corpora import pystdlib_files, read_text_file
+from charlm.data.sources import pystdlib_files, read_text_file
 
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 

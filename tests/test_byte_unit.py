@@ -9,7 +9,7 @@ from charlm.data import ByteVocab, vocab_from_payload
 
 from helpers import CONFIGS, charlm
 
-KOREAN = Path(__file__).parent / "data" / "korean.txt"
+KOREAN = Path(__file__).parent / "fixtures" / "korean.txt"
 
 
 def test_byte_vocab_round_trip_and_incremental_decode():

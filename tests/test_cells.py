@@ -2,8 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from charlm.cells import SIGMOID_GATES, gate_saturation, run_core
-from charlm.models import CELLS, CharLM
+from charlm.analysis.gates import gate_saturation
+from charlm.models.reference import run_core
+from charlm.cell_table import CELLS
+from charlm.models import CharLM
 
 V, B, T, E, H = 20, 3, 11, 8, 16
 RECORDED = {"rnn": {"h"}, "lstm": {"i", "f", "g", "o", "c", "h"}, "gru": {"r", "z", "n", "h"}}
@@ -79,9 +81,9 @@ def test_recorded_gates_and_saturation(cell):
     for named in gates.values():
         assert set(named) == RECORDED[cell]
         assert all(a.shape == (B, T, H) for a in named.values())
-    saturation = gate_saturation(gates)
+    saturation = gate_saturation(gates, CELLS[cell].sigmoid_gates)
     for layer, named in saturation.items():
-        assert set(named) == RECORDED[cell] & SIGMOID_GATES
+        assert set(named) == RECORDED[cell] & set(CELLS[cell].sigmoid_gates)
         for left, right in named.values():
             assert 0.0 <= left <= 1.0 and 0.0 <= right <= 1.0 and left + right <= 1.0
 

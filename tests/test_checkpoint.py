@@ -7,8 +7,9 @@ import torch
 from charlm.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from charlm.config import build_config
 from charlm.data import Vocab
-from charlm.models import CELLS, create_model
-from charlm.run import load_model, make_payload
+from charlm.cell_table import CELLS
+from charlm.models import create_model
+from charlm.checkpoint import make_payload, restore_model as load_model
 from charlm.training import TrainState, make_optimizer
 
 
@@ -17,7 +18,8 @@ def test_save_then_load_gives_identical_logits(tmp_path, cell):
     cfg = build_config(sets=[f"model.cell={cell}", "model.hidden_size=24"])
     vocab = Vocab.from_text("hello, world 🙂")
     model = create_model(cfg.model, vocab.size).eval()
-    payload = make_payload(model, make_optimizer(model, cfg.optim), TrainState(step=3), cfg, vocab)
+    payload = make_payload(model, make_optimizer(model, cfg.optim), TrainState(step=3).to_dict(),
+                           cfg, vocab)
     path = save_checkpoint(payload, tmp_path / "run" / "best.pt")
     raw = torch.load(path, weights_only=True)              # plain containers only
     assert raw["state"]["step"] == 3 and raw["vocab"] == vocab.chars

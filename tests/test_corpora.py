@@ -5,8 +5,9 @@ import threading
 
 import pytest
 
-from charlm import corpora
-from charlm.corpora import DataError, fetch_verified, load_text, pystdlib_files, resolve_sources
+from charlm.data import sources as corpora
+from charlm.data.sources import fetch_verified, load_text, pystdlib_files, resolve_sources
+from charlm.errors import DataError
 
 
 def test_pystdlib_is_real_sorted_and_excludes_tests():

@@ -5,13 +5,14 @@ import codecs
 import numpy as np
 import pytest
 
-from charlm.corpora import DataError, iter_decoded, load_text
-from charlm.corpus_cache import encode_corpus
+from charlm.data.sources import iter_decoded, load_text
+from charlm.errors import DataError
+from charlm.data.cache import encode_corpus
 from charlm.data import Vocab
 
 from helpers import charlm, CONFIGS
 
-KOREAN = (__import__("pathlib").Path(__file__).parent / "data" / "korean.txt")
+KOREAN = (__import__("pathlib").Path(__file__).parent / "fixtures" / "korean.txt")
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 4096])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from charlm.corpora import DataError
+from charlm.errors import DataError
 from charlm.data import TBPTTBatches, Vocab, check_trainable, split_ids
 
 

@@ -9,9 +9,9 @@ from helpers import CONFIGS, charlm, scalars
 
 from charlm.config import ModelConfig
 from charlm.data import Vocab
-from charlm.gradflow import gradient_profile, sample_windows
+from charlm.analysis.gradflow import gradient_profile, sample_windows
 from charlm.models import create_model
-from charlm.visualize import UnitMatch, best_units, parse_unit, text_features
+from charlm.analysis.units import UnitMatch, best_units, parse_unit, text_features
 
 
 @pytest.fixture(scope="module")

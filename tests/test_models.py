@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from charlm.config import ModelConfig
-from charlm.models import CELLS, CharLM, create_model, detach_hidden
-from charlm.training import loss_fn
+from charlm.cell_table import CELLS
+from charlm.models import CharLM, create_model, detach_hidden
+from charlm.evaluation import loss_fn
 
 V = 50
 

@@ -13,7 +13,7 @@ import torch
 from helpers import CONFIGS, charlm, scalars, start_charlm
 
 from charlm.checkpoint import load_checkpoint
-from charlm.models import CELLS
+from charlm.cell_table import CELLS
 
 N = 50  # checkpoint interval: the step the stops happen at (or just after)
 ARGS = ["--config", CONFIGS / "tiny.yaml", "--seed", 7, "--max-steps", 300, "--no-progress",

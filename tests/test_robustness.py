@@ -13,7 +13,8 @@ from charlm.checkpoint import load_checkpoint, save_checkpoint
 from charlm.config import build_config
 from charlm.data import TBPTTBatches
 from charlm.models import CharLM
-from charlm.training import Hooks, NumericalError, TrainState, fit, make_optimizer
+from charlm.errors import NumericalError
+from charlm.training import Hooks, TrainState, fit, make_optimizer
 
 TINY = ["--config", CONFIGS / "tiny.yaml", "--no-progress", "--seed", 1]
 
@@ -35,8 +36,9 @@ def small_fit(model, max_steps, **sets):
                        [f"{k}={v}" for k, v in sets.items()])
     ids = np.random.default_rng(0).integers(0, 12, 400).astype(np.uint8)
     logged = []
-    state, _ = fit(model, make_optimizer(model, cfg.optim), TBPTTBatches(ids, 4, 8), cfg,
-                   TrainState(), Hooks(on_log=lambda s, m: logged.append(m)))
+    state, _ = fit(model, make_optimizer(model, cfg.optim), TBPTTBatches(ids, 4, 8),
+                   TrainState(), Hooks(on_log=lambda s, m: logged.append(m)), cfg.train,
+                   cfg.optim)
     return state, logged
 
 
@@ -234,7 +236,7 @@ def test_incomplete_checkpoint_and_unwritable_gradflow_out(trained, tmp_path):
     proc = charlm("gradflow", "--cell", "rnn", "--hidden-size", 8, "--horizon", 5, "--windows",
                   1, "--data", work / "corpus.txt", "--out", tmp_path / "afile", cwd=work,
                   check=False)
-    assert proc.returncode == 1 and "choose another --out folder" in proc.stderr
+    assert proc.returncode == 1 and "choose another --output folder" in proc.stderr
 
 
 def test_resuming_an_older_checkpoint_never_overwrites_last(trained):
@@ -270,7 +272,8 @@ def _fit_with(model, optimizer, max_steps, **sets):
     cfg = build_config(sets=[f"train.max_steps={max_steps}", "train.max_time=null",
                              "train.progress=false"] + [f"{k}={v}" for k, v in sets.items()])
     ids = np.random.default_rng(0).integers(0, 12, 400).astype(np.uint8)
-    state, _ = fit(model, optimizer, TBPTTBatches(ids, 4, 8), cfg, TrainState(), Hooks())
+    state, _ = fit(model, optimizer, TBPTTBatches(ids, 4, 8), TrainState(), Hooks(), cfg.train,
+                   cfg.optim)
     return state
 
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from charlm.models import CharLM
-from charlm.sampling import SamplingError, check_options, generate, pick_next
+from charlm.errors import SamplingError
+from charlm.sampling import check_options, generate, pick_next
 
 V = 30
 

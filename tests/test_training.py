@@ -6,9 +6,10 @@ import torch
 
 from charlm.config import OptimConfig, build_config
 from charlm.data import TBPTTBatches, Vocab
-from charlm.models import CELLS, CharLM
-from charlm.training import Budget, Hooks, TrainState, evaluate, fit, loss_fn, lr_at, \
-    make_optimizer, train_step
+from charlm.cell_table import CELLS
+from charlm.models import CharLM
+from charlm.evaluation import evaluate, loss_fn
+from charlm.training import Budget, Hooks, TrainState, fit, lr_at, make_optimizer, train_step
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -71,7 +72,8 @@ def test_fit_wraps_epochs_and_resets_state():
     saved, logged = [], []
     hooks = Hooks(on_log=lambda s, m: logged.append(m),
                   on_checkpoint=lambda s, h: saved.append(s.step))
-    state, hidden = fit(model, make_optimizer(model, cfg.optim), train, cfg, TrainState(), hooks)
+    state, hidden = fit(model, make_optimizer(model, cfg.optim), train, TrainState(), hooks,
+                        cfg.train, cfg.optim)
     assert (state.step, state.epoch, state.chunk) == (7, 1, 3)  # 4 chunks per epoch
     assert saved == [3, 6] and logged and math.isfinite(logged[-1]["loss"])
     assert hidden.shape == (1, 2, 8)

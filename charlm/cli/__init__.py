@@ -43,7 +43,7 @@ class _Stopped(click.ClickException):
 @click.option("-v", "--verbose", count=True, help="More log output (debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 def main(verbose: int, quiet: bool) -> None:
-    """Character-level language models with RNN, LSTM and GRU cores."""
+    """Character-level language models with recurrent cores (RNN, LSTM, GRU)."""
     from charlm.log import setup_logging
 
     setup_logging(-1 if quiet else verbose)

@@ -1,20 +1,13 @@
-"""Helpers shared by the commands: option help, checkpoint loading, text output."""
+"""What the commands share: the checkpoint argument and its options, the output option,
+the cache option, live choices from the cell table, and text output."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from typing import Callable, Iterable
 
 import click
-
-from charlm.config import RunConfig
-
-_DEFAULTS = RunConfig()
-
-
-def cfg_default(section: str, key: str) -> str:
-    """Default text for an option whose default comes from the config."""
-    return f"{getattr(getattr(_DEFAULTS, section), key)}, config {section}.{key}"
 
 
 def h(text: str, default: str) -> str:
@@ -22,15 +15,78 @@ def h(text: str, default: str) -> str:
     return f"{text}  [default: {default}]".strip()
 
 
-def load_model_for(checkpoint: str | None, checkpoint_dir: str, device: str):
-    """Find, load and rebuild a checkpoint: (path, model, vocab, config, device)."""
-    from charlm.checkpoint import find_checkpoint, load_checkpoint
-    from charlm.run import load_model, resolve_device
+class LiveChoice(click.Choice):
+    """A choice read afresh from a function at each use (the cell table)."""
 
-    path = find_checkpoint(checkpoint, checkpoint_dir)
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
+        super().__init__(list(names()))
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value) -> None:  # click.Choice.__init__ assigns it
+        pass
+
+
+class _OutputOption(click.Option):
+    """``-o/--output``, which also accepts the older ``--out`` without showing it."""
+
+    def get_help_record(self, ctx):
+        shown, self.opts = self.opts, [o for o in self.opts if o != "--out"]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
+def output_option(help: str, default: str | None = None, dir_okay: bool = False):
+    """The one output option of every command: ``-o/--output PATH``."""
+    return click.option("-o", "--output", "--out", "output", cls=_OutputOption,
+                        default=default, show_default=default is not None,
+                        type=str if dir_okay else click.Path(dir_okay=False),
+                        help=help)
+
+
+def cache_option(command):
+    """``--cache-dir``, for commands that encode text."""
+    return click.option("--cache-dir", default=None, metavar="DIR",
+                        help=h("Folder for encoded corpora.", "the checkpoint's data.cache_dir, "
+                               "else data/cache"))(command)
+
+
+def checkpoint_options(many: bool = False, device: str = "auto"):
+    """``CHECKPOINT`` (a .pt file, a run folder, a run name or ``latest``; optional),
+    ``--checkpoint-dir`` and ``--device``, the same for every command.
+
+    Args:
+        many: take any number of checkpoints (``checkpoints``, a tuple).
+        device: the ``--device`` default.
+    """
+    def decorate(command):
+        command = click.option("--device", default=device, show_default=True,
+                               help="auto, cpu, cuda, cuda:N or mps.")(command)
+        command = click.option("--checkpoint-dir", default="checkpoints", show_default=True,
+                               help="Where run names and 'latest' are looked up.")(command)
+        if many:
+            return click.argument("checkpoints", nargs=-1)(command)
+        return click.argument("checkpoint", required=False)(command)
+    return decorate
+
+
+def open_model(checkpoint: str | None, checkpoint_dir: str, device: str = "cpu",
+               prefer: tuple[str, ...] | None = None):
+    """Find, load and rebuild a checkpoint: ``(path, ckpt, model, vocab, config, device)``.
+    The file loaded is logged to stderr."""
+    from charlm.checkpoint import BEST, LAST, open_checkpoint, restore_model
+    from charlm.runtime import resolve_device
+
     dev = resolve_device(device)
-    model, vocab, cfg = load_model(load_checkpoint(path, map_location=dev), dev)
-    return path, model, vocab, cfg, dev
+    path, ckpt = open_checkpoint(checkpoint, checkpoint_dir, prefer or (BEST, LAST), dev)
+    model, vocab, cfg = restore_model(ckpt, dev)
+    return path, ckpt, model, vocab, cfg, dev
 
 
 @contextlib.contextmanager
@@ -40,7 +96,8 @@ def text_out(output: str | None):
         try:
             fh = open(output, "w", encoding="utf-8", newline="\n")
         except OSError as exc:
-            raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}; choose "
+                                       f"another --output") from None
         with fh:
             yield fh
         return

@@ -1,4 +1,4 @@
-"""``charlm sample`` and ``charlm eval``: use a trained checkpoint."""
+"""``charlm sample`` and ``charlm eval``: use a trained checkpoint (no training code)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import json
 
 import click
 
-from charlm.cli.common import h, load_model_for, text_out
+from charlm.cli.common import cache_option, checkpoint_options, h, open_model, output_option, \
+    text_out
 
 
 @click.command()
-@click.argument("checkpoint", required=False)
+@checkpoint_options()
 @click.option("--length", type=int,
               help=h("Characters to generate (bytes for a data.unit byte model).",
                      "checkpoint's sample.length (500)"))
@@ -24,13 +25,10 @@ from charlm.cli.common import h, load_model_for, text_out
               help="Drop priming characters the model never saw instead of stopping.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help=h("", "random"))
 @click.option("--num-samples", type=click.IntRange(min=1), default=1)
-@click.option("--output", type=click.Path(dir_okay=False),
-              help="Write the text to this file (always UTF-8) instead of stdout.")
-@click.option("--device", default="auto")
-@click.option("--checkpoint-dir", default="checkpoints", help="Where to look without CHECKPOINT.")
-def sample(checkpoint, length, temperature, top_k, top_p, prime, drop_unknown, seed,
-           num_samples, output, device, checkpoint_dir) -> None:
-    """Generate text from CHECKPOINT (a .pt file, a run folder or a run name).
+@output_option("Write the text to this file (always UTF-8) instead of stdout.")
+def sample(checkpoint, checkpoint_dir, device, length, temperature, top_k, top_p, prime,
+           drop_unknown, seed, num_samples, output) -> None:
+    """Generate text from CHECKPOINT (a .pt file, a run folder, a run name or 'latest').
 
     Without CHECKPOINT, the best checkpoint of the newest run under checkpoints/ is used. On a
     terminal whose encoding cannot show a character, it is printed as an escape (\\uXXXX);
@@ -40,7 +38,7 @@ def sample(checkpoint, length, temperature, top_k, top_p, prime, drop_unknown, s
 
     from charlm.sampling import check_options, generate, prepare_prime
 
-    path, model, vocab, cfg, dev = load_model_for(checkpoint, checkpoint_dir, device)
+    _, _, model, vocab, cfg, dev = open_model(checkpoint, checkpoint_dir, device)
     s = cfg.sample
     length = s.length if length is None else length
     temperature = s.temperature if temperature is None else temperature
@@ -66,42 +64,45 @@ def sample(checkpoint, length, temperature, top_k, top_p, prime, drop_unknown, s
 
 
 @click.command("eval")
-@click.argument("checkpoint")
+@checkpoint_options()
 @click.option("--data", help=h("Corpus to score.", "the checkpoint's corpus"))
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="val")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="val",
+              show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help=h("Streams scored in parallel.", "train.eval_batch_size"))
 @click.option("--encoding", help=h("Text encoding of --data.", "the checkpoint's"))
-@click.option("--device", default="auto")
+@cache_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_(checkpoint, data, split, batch_size, encoding, device, as_json) -> None:
+def eval_(checkpoint, checkpoint_dir, device, data, split, batch_size, encoding, cache_dir,
+          as_json) -> None:
     """Loss (nats/char), bpc and perplexity of CHECKPOINT over a whole split.
 
-    CHECKPOINT is a .pt file, a run folder or a run name. The split boundaries come from the
-    checkpoint's config; the state is carried through the split, each of the parallel streams
-    first reading the 512 characters before it.
+    CHECKPOINT is a .pt file, a run folder, a run name or 'latest' (default: the newest run).
+    The split boundaries come from the checkpoint's config; the state is carried through the
+    split, each of the parallel streams first reading the 512 characters before it.
     """
-    from charlm.inspection import split_text
-    from charlm.metrics import nats_to_bits, perplexity
-    from charlm.training import evaluate
+    from charlm.data import load_corpus
+    from charlm.evaluation import evaluate
+    from charlm.metrics import bits_unit, loss_unit, nats_to_bits, perplexity
 
-    path, model, vocab, cfg, _ = load_model_for(checkpoint, "checkpoints", device)
+    path, _, model, vocab, cfg, _ = open_model(checkpoint, checkpoint_dir, device)
     d = cfg.data
     corpus = data or d.corpus
-    ids = split_text(vocab, cfg, corpus, split, encoding)
+    ids = load_corpus(d, vocab, progress=False, corpus=corpus, encoding=encoding,
+                      cache_dir=cache_dir).splits[split]
     if len(ids) < 2:
         raise click.ClickException(
             f"the {split} split of {corpus} is empty ({len(ids)} characters): this run's "
             f"data.train_frac {d.train_frac:g} and data.val_frac {d.val_frac:g} leave "
             f"nothing for it; evaluate another --split")
     loss, n = evaluate(model, ids, batch_size or cfg.train.eval_batch_size, cfg.train.seq_len)
+    unit = d.unit
     result = {"checkpoint": str(path), "corpus": corpus, "split": split, "chars": n,
-              "unit": cfg.data.unit,
-              "loss_nats": loss, "bpc": nats_to_bits(loss), "perplexity": perplexity(loss)}
+              "unit": unit, "loss_nats": loss, "bpc": nats_to_bits(loss),
+              "perplexity": perplexity(loss)}
     if as_json:
         click.echo(json.dumps(result))
-    else:
-        unit = cfg.data.unit
-        click.echo(f"{split}: loss {loss:.4f} nats/{unit}, {result['bpc']:.4f} "
-                   f"{'bpc' if unit == 'char' else 'bits/byte'}, perplexity "
-                   f"{result['perplexity']:.3f} over {n:,} {unit}s ({path})")
+        return
+    click.echo(f"{split}: loss {loss:.4f} {loss_unit(unit)}, {result['bpc']:.4f} "
+               f"{bits_unit(unit)}, perplexity {result['perplexity']:.3f} over {n:,} {unit}s "
+               f"({path})")

@@ -1,4 +1,5 @@
-"""``charlm inspect``, ``gradflow`` and ``visualize``: look inside checkpoints and models."""
+"""``charlm inspect``, ``gradflow`` and ``visualize``: look inside checkpoints and models
+(no training code)."""
 
 from __future__ import annotations
 
@@ -6,54 +7,53 @@ import math
 
 import click
 
-from charlm.cli.common import h, load_model_for
+from charlm.cell_table import cell_names
+from charlm.cli.common import cache_option, checkpoint_options, h, open_model, output_option
 
 
 @click.command()
-@click.argument("checkpoint")
+@checkpoint_options()
 @click.option("--gates", is_flag=True, help="Also measure gate saturation on the val split.")
-def inspect(checkpoint, gates) -> None:
-    """Print what CHECKPOINT holds: config, vocabulary, step, val figures, size, versions."""
+@cache_option
+def inspect(checkpoint, checkpoint_dir, device, gates, cache_dir) -> None:
+    """Print what CHECKPOINT holds: config, vocabulary, step, val figures, size, versions.
+
+    CHECKPOINT is a .pt file, a run folder (its last.pt), a run name or 'latest' (default:
+    the newest run).
+    """
     import yaml
 
-    from charlm.checkpoint import BEST, LAST, find_checkpoint, load_checkpoint
-    from charlm.metrics import nats_to_bits
+    from charlm.checkpoint import BEST, LAST
+    from charlm.metrics import describe_loss
 
-    ckpt = load_checkpoint(find_checkpoint(checkpoint, prefer=(LAST, BEST)))
-    st = ckpt.get("state", {})
-    params = sum(t.numel() for k, t in ckpt["model"].items())
-    best, last = st.get("best_val_loss", float("nan")), st.get("last_val_loss", float("nan"))
-    click.echo(f"checkpoint: {checkpoint} (format {ckpt['format_version']})")
+    path, ckpt, model, vocab, cfg, _ = open_model(checkpoint, checkpoint_dir, device,
+                                                  prefer=(LAST, BEST))
+    st = ckpt["state"]
+    best, last = st.get("best_val_loss", math.nan), st.get("last_val_loss", math.nan)
+    click.echo(f"checkpoint: {path} (format {ckpt['format_version']})")
     click.echo("versions: " + ", ".join(f"{k} {v}" for k, v in ckpt["versions"].items()))
     click.echo(f"step {st.get('step')}, epoch {st.get('epoch')}, "
                f"{st.get('elapsed_s', 0):.1f} s trained, "
                f"{st.get('nonfinite_steps', 0)} non-finite steps skipped")
-    unit = ckpt["config"].get("data", {}).get("unit", "char")
-    bits = "bpc" if unit == "char" else "bits/byte"
-    if math.isfinite(best):
-        click.echo(f"val loss: last {last:.4f} nats/{unit} ({nats_to_bits(last):.4f} {bits}), "
-                   f"best {best:.4f} nats/{unit} ({nats_to_bits(best):.4f} {bits})")
-    else:
-        click.echo("val loss: not evaluated yet")
-    chars = ckpt["vocab"] if isinstance(ckpt["vocab"], str) else None
-    click.echo(f"parameters: {params:,}; " + (
+    unit = cfg.data.unit
+    click.echo(f"val loss: last {describe_loss(last, unit)}; best {describe_loss(best, unit)}"
+               if math.isfinite(best) else "val loss: not evaluated yet")
+    chars = getattr(vocab, "chars", None)
+    click.echo(f"parameters: {model.num_parameters():,}; " + (
         f"vocab_size {len(chars)}: {chars[:80]!r}{'...' if len(chars) > 80 else ''}"
         if chars is not None else "vocab_size 256 (bytes, data.unit byte)"))
     click.echo("config:\n" + yaml.safe_dump(ckpt["config"], sort_keys=False).rstrip())
     if gates:
-        import torch
+        from charlm.analysis.gates import format_gates, gate_statistics
+        from charlm.data import load_corpus
 
-        from charlm.inspection import format_gates, gate_statistics, split_text
-        from charlm.run import load_model
-
-        model, vocab, cfg = load_model(ckpt, torch.device("cpu"))
-        stats = gate_statistics(model, split_text(vocab, cfg, None, "val"))
-        click.echo("gate saturation (val split):\n" + format_gates(stats))
+        val = load_corpus(cfg.data, vocab, progress=False, cache_dir=cache_dir).splits["val"]
+        click.echo("gate saturation (val split):\n" + format_gates(gate_statistics(model, val)))
 
 
 @click.command()
-@click.argument("checkpoints", nargs=-1)
-@click.option("--cell", "cells", default="rnn,lstm,gru", show_default=True,
+@checkpoint_options(many=True, device="cpu")
+@click.option("--cell", "cells", default=",".join(cell_names()), show_default=True,
               help="Fresh (untrained) models to measure when no CHECKPOINT is given.")
 @click.option("--data", default=None, help=h("Text to measure on.",
                                               "pystdlib, or each checkpoint's corpus"))
@@ -65,40 +65,75 @@ def inspect(checkpoint, gates) -> None:
               help="Size of the fresh models.")
 @click.option("--num-layers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", default="runs/gradflow", show_default=True,
-              help="Folder for gradflow.csv, gradflow.png and TensorBoard scalars.")
-def gradflow(checkpoints, cells, data, horizon, windows, hidden_size, num_layers, seed,
-             out) -> None:
+@cache_option
+@output_option("Folder for gradflow.csv, gradflow.png and TensorBoard scalars.",
+               default="runs/gradflow", dir_okay=True)
+def gradflow(checkpoints, checkpoint_dir, device, cells, data, horizon, windows, hidden_size,
+             num_layers, seed, cache_dir, output) -> None:
     """Measure ||dL_T/dh_(T-k)|| for k = 0..K on real text: how far back gradients reach.
 
     With CHECKPOINTs, their trained models; without, fresh models of each --cell.
     """
-    from charlm.gradflow import format_table, write_outputs
-    from charlm.inspection import checkpoint_profiles, fresh_profiles
-
-    if checkpoints:
-        profiles = checkpoint_profiles(checkpoints, data, horizon, windows, seed)
-    else:
-        names = [c.strip() for c in cells.split(",") if c.strip()]
-        profiles = fresh_profiles(names, data or "pystdlib", horizon, windows, hidden_size,
-                                  num_layers, seed)
-    click.echo(format_table(profiles))
     from pathlib import Path
 
+    from charlm.analysis.gradflow import format_table, write_outputs
+
+    if checkpoints:
+        profiles = _trained_profiles(checkpoints, checkpoint_dir, device, data, cache_dir,
+                                     horizon, windows, seed)
+    else:
+        profiles = _fresh_profiles(cells, data, cache_dir, horizon, windows, hidden_size,
+                                   num_layers, seed)
+    click.echo(format_table(profiles))
     where = Path(data).name if data else "each checkpoint's val split" if checkpoints else \
         "pystdlib"
     try:
-        written = write_outputs(profiles, out, f"gradient flow through time ({where})")
+        written = write_outputs(profiles, output, f"gradient flow through time ({where})")
     except OSError as exc:
-        raise click.ClickException(f"cannot write to {out}: {exc.strerror}; choose another "
-                                   f"--out folder") from None
+        raise click.ClickException(f"cannot write to {output}: {exc.strerror}; choose another "
+                                   f"--output folder") from None
     for path in written:
         click.echo(f"wrote {path}")
-    click.echo(f"TensorBoard: tensorboard --logdir {out}")
+    click.echo(f"TensorBoard: tensorboard --logdir {output}")
+
+
+def _fresh_profiles(cells, data, cache_dir, horizon, windows, hidden_size, num_layers, seed):
+    """Profiles of untrained models of each named cell, on ``data`` (default pystdlib)."""
+    from charlm.analysis.gradflow import fresh_profiles
+    from charlm.config import DataConfig
+    from charlm.data import load_corpus
+
+    names = [c.strip() for c in cells.split(",") if c.strip()]
+    unknown = [c for c in names if c not in cell_names()]
+    if unknown or not names:
+        raise click.ClickException(f"unknown cell(s) {', '.join(unknown) or '(none given)'}; "
+                                   f"--cell takes a comma-separated list of "
+                                   f"{', '.join(cell_names())}")
+    corpus = load_corpus(DataConfig(), progress=False, corpus=data, cache_dir=cache_dir)
+    return fresh_profiles(names, corpus.ids, corpus.vocab.size, horizon, windows,
+                          hidden_size, num_layers, seed)
+
+
+def _trained_profiles(checkpoints, checkpoint_dir, device, data, cache_dir, horizon, windows,
+                      seed):
+    """Profiles of trained checkpoints, each on its own corpus's val split (or ``data``)."""
+    from pathlib import Path
+
+    from charlm.analysis.gradflow import model_profile
+    from charlm.data import load_corpus
+
+    profiles = {}
+    for target in checkpoints:
+        path, _, model, vocab, cfg, _ = open_model(target, checkpoint_dir, device)
+        val = load_corpus(cfg.data, vocab, progress=False, corpus=data,
+                          cache_dir=cache_dir).splits["val"]
+        label = f"{Path(path).parent.name}/{Path(path).stem}"
+        profiles[label] = model_profile(model, val, horizon, windows, seed)
+    return profiles
 
 
 @click.command()
-@click.argument("checkpoint")
+@checkpoint_options(device="cpu")
 @click.option("--text", "text_file", type=click.Path(dir_okay=False),
               help="A file holding the passage to show.")
 @click.option("--data", help=h("Corpus whose val split gives the passage.",
@@ -110,37 +145,38 @@ def gradflow(checkpoints, cells, data, horizon, windows, hidden_size, num_layers
                    "repeatable. Default: the best match for each text property.")
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
               help="Units listed per text property.")
-@click.option("--out", default="visualize.html", show_default=True,
-              type=click.Path(dir_okay=False))
-def visualize(checkpoint, text_file, data, length, units, top, out) -> None:
-    """Write an HTML page colouring a passage by the activation of hidden or cell units."""
-    from charlm.corpora import load_text
-    from charlm.inspection import split_text
-    from charlm.visualize import activations, best_units, parse_unit, render_html, \
-        text_features
+@cache_option
+@output_option("The HTML page to write.", default="visualize.html")
+def visualize(checkpoint, checkpoint_dir, device, text_file, data, length, units, top,
+              cache_dir, output) -> None:
+    """Write an HTML page colouring a passage by the activation of hidden or cell units.
 
-    _, model, vocab, cfg, _ = load_model_for(checkpoint, "checkpoints", "cpu")
+    CHECKPOINT is a .pt file, a run folder, a run name or 'latest' (default: the newest run).
+    """
+    from charlm.analysis.units import activations, best_units, choose_units, render_html, \
+        text_features
+    from charlm.data import load_corpus
+
+    path, _, model, vocab, cfg, _ = open_model(checkpoint, checkpoint_dir, device)
     if vocab.unit != "char":
         raise click.ClickException("visualize colours one character per model step; this "
                                    "model reads bytes (data.unit byte), which it does not "
                                    "support; use charlm inspect --gates or gradflow")
-    if text_file:
-        ids = vocab.encode(load_text(text_file)[:length])
-    else:
-        ids = split_text(vocab, cfg, data, "val")[:length]
+    corpus = load_corpus(cfg.data, vocab, progress=False, corpus=text_file or data,
+                         cache_dir=cache_dir)
+    ids = (corpus.ids if text_file else corpus.splits["val"])[:length]
     text = vocab.decode(ids)
     acts = activations(model, ids)
     matches = best_units(acts, text_features(text), top)
-    chosen = [parse_unit(u, acts) for u in units] or list(dict.fromkeys(
-        next(m.unit for m in matches if m.feature == f) for f in dict.fromkeys(
-            m.feature for m in matches)))
+    chosen = choose_units(units, acts, matches)
     m = cfg.model
-    title = f"{m.cell.upper()} {m.num_layers}x{m.hidden_size}: {checkpoint}"
+    title = f"{m.cell.upper()} {m.num_layers}x{m.hidden_size}: {path}"
     try:
-        with open(out, "w", encoding="utf-8") as fh:
+        with open(output, "w", encoding="utf-8") as fh:
             fh.write(render_html(text, acts, chosen, matches, title))
     except OSError as exc:
-        raise click.ClickException(f"cannot write {out}: {exc.strerror}") from None
-    for m in matches:
-        click.echo(f"{m.feature:>17}: {m.unit:<8} r = {m.r:+.3f}")
-    click.echo(f"wrote {out} ({len(text)} characters, units {', '.join(chosen)})")
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}; choose another "
+                                   f"--output") from None
+    for match in matches:
+        click.echo(f"{match.feature:>17}: {match.unit:<8} r = {match.r:+.3f}")
+    click.echo(f"wrote {output} ({len(text)} characters, units {', '.join(chosen)})")

@@ -1,5 +1,6 @@
 """Step-by-step reference cells that reread a fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` and expose
-its gates, one time step at a time.
+its gates, one time step at a time. The fused cores (:mod:`charlm.models.fused`) use them for
+their single-step and traced forwards.
 
 Shape legend: B batch, T time steps, E input size, H hidden size, L layers. Inputs are
 batch-first ``(B, T, E)``; hidden state is ``(L, B, H)``, or an ``(h, c)`` pair of them for the
@@ -33,8 +34,7 @@ References:
     Elman 1990, "Finding structure in time". Hochreiter & Schmidhuber 1997, "Long short-term
     memory". Gers, Schmidhuber & Cummins 2000, "Learning to forget: continual prediction with
     LSTM". Cho et al. 2014, "Learning phrase representations using RNN encoder-decoder for
-    statistical machine translation". Karpathy, Johnson & Fei-Fei 2015, "Visualizing and
-    understanding recurrent networks" (gate saturation statistics, section 4.2).
+    statistical machine translation".
 """
 
 from __future__ import annotations
@@ -46,13 +46,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from charlm.models import CELLS, Hidden
+from charlm.models.state import Hidden
 
 logger = logging.getLogger(__name__)
 
-# Gates squashed by a sigmoid into (0, 1); the rest (g, n, c, h) are tanh-like and unbounded or
-# in (-1, 1), so "saturated below 0.1" means nothing for them.
-SIGMOID_GATES = frozenset({"i", "f", "o", "r", "z"})
+_KINDS = MappingProxyType({"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn", "RNN_RELU": "rnn"})
 _ACTIVATIONS = MappingProxyType({"tanh": torch.tanh, "relu": torch.relu})
 
 
@@ -123,8 +121,8 @@ def rnn_step(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_h
 
 
 def _cell_kind(core: nn.Module, x: Tensor) -> str:
-    """The :data:`~charlm.models.CELLS` key of ``core``, after checking run_core can mirror it."""
-    kind = next((name for name, cls in CELLS.items() if isinstance(core, cls)), None)
+    """``lstm``, ``gru`` or ``rnn`` for ``core``, after checking run_core can mirror it."""
+    kind = _KINDS.get(getattr(core, "mode", None)) if isinstance(core, nn.RNNBase) else None
     if kind is None:
         raise ValueError(f"run_core needs an nn.RNN, nn.LSTM or nn.GRU, not {type(core).__name__}")
     problems = [text for bad, text in (
@@ -206,28 +204,3 @@ def run_core(core: nn.Module, x: Tensor, hidden: Hidden | None = None, record_ga
     h_n = torch.stack(final_h)                                    # (L, B, H)
     final = (h_n, torch.stack(final_c)) if kind == "lstm" else h_n
     return layer_in, final, gates
-
-
-def gate_saturation(gates: dict[int, dict[str, Tensor]], low: float = 0.1, high: float = 0.9
-                    ) -> dict[int, dict[str, tuple[float, float]]]:
-    """Fraction of sigmoid-gate activations that sit near 0 or near 1.
-
-    Args:
-        gates: ``{layer: {name: (B, T, H)}}`` as :func:`run_core` records them; only the
-            sigmoid gates (LSTM i, f, o; GRU r, z) are counted, tanh quantities are skipped.
-        low: an activation below it is left-saturated.
-        high: an activation above it is right-saturated.
-    Returns:
-        ``{layer: {gate: (left_fraction, right_fraction)}}``, each in [0, 1], pooled over batch,
-        time and units.
-    Raises:
-        ValueError: unless 0 <= low <= high <= 1.
-    References:
-        Karpathy, Johnson & Fei-Fei 2015, section 4.2 (thresholds 0.1 and 0.9; they plot the
-        fractions per unit, these pool all units of a gate).
-    """
-    if not 0.0 <= low <= high <= 1.0:
-        raise ValueError(f"need 0 <= low <= high <= 1, got low={low}, high={high}")
-    return {layer: {name: ((a < low).double().mean().item(), (a > high).double().mean().item())
-                    for name, a in named.items() if name in SIGMOID_GATES}
-            for layer, named in gates.items()}

@@ -19,23 +19,22 @@ References:
 from __future__ import annotations
 
 import copy
+import csv
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from charlm.corpora import DataError
-from charlm.models import CharLM, detach_hidden
+from charlm.config import ModelConfig
+from charlm.errors import DataError
+from charlm.log import open_writer
+from charlm.models import CharLM, create_model, detach_hidden, output_state
 
 logger = logging.getLogger(__name__)
 
 TABLE_KS = (0, 1, 5, 10, 20, 50, 100, 150, 200)
-
-
-def _h(hidden) -> torch.Tensor:
-    """The h part of a hidden state: (L, B, H) (LSTM's (h, c) pair gives h)."""
-    return hidden[0] if isinstance(hidden, tuple) else hidden
-
+BURN_IN = 50  # characters that set the hidden state before a gradient-flow window
 
 def sample_windows(ids: np.ndarray, length: int, count: int, seed: int = 0) -> torch.Tensor:
     """``count`` windows of ``length`` consecutive ids at seeded random offsets.
@@ -80,14 +79,49 @@ def gradient_profile(model: CharLM, windows: torch.Tensor, horizon: int, burn_in
         _, hidden = model(x[:, :burn_in]) if burn_in else (None, None)
     hidden, states = detach_hidden(hidden), []
     for t in range(burn_in, burn_in + horizon + 1):
-        _, hidden = model.core(model.embedding(x[:, t:t + 1]), hidden)
-        states.append(_h(hidden))                         # (L, B, H) after step t
-    logits = model.decoder(states[-1][-1])                # (B, V) from the top layer's h_T
+        _, hidden = model.step(x[:, t], hidden)
+        states.append(output_state(hidden))             # (L, B, H) after step t
+    logits = model.readout(states[-1][-1])              # (B, V) from the top layer's h_T
     # summed, not averaged, so each window's gradient is its own
     loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
     grads = torch.autograd.grad(loss, states)
     norms = [g.transpose(0, 1).flatten(1).norm(dim=1).mean().item() for g in grads]
     return np.array(norms[::-1], dtype=np.float64)  # index k = steps back from T
+
+
+def fresh_profiles(cells: list[str], ids: np.ndarray, vocab_size: int, horizon: int,
+                   windows: int, hidden_size: int, num_layers: int, seed: int = 0
+                   ) -> dict[str, np.ndarray]:
+    """Gradient-flow profiles of untrained models, one per cell, on the same text windows.
+
+    Args:
+        cells: names from the cell table.
+        ids: (N,) encoded text the windows are drawn from.
+    Raises:
+        DataError: if the text is shorter than one window.
+        ValueError: for an unknown cell.
+    """
+    batch = sample_windows(ids, BURN_IN + horizon + 2, windows, seed)
+    profiles = {}
+    for cell in cells:
+        torch.manual_seed(seed)
+        model = create_model(ModelConfig(cell=cell, hidden_size=hidden_size,
+                                         num_layers=num_layers), vocab_size)
+        profiles[cell] = gradient_profile(model, batch, horizon, BURN_IN)
+        logger.info("%s: k=0 %.3e, k=%d %.3e", cell, profiles[cell][0], horizon,
+                    profiles[cell][-1])
+    return profiles
+
+
+def model_profile(model: CharLM, ids: np.ndarray, horizon: int, windows: int, seed: int = 0
+                  ) -> np.ndarray:
+    """The gradient-flow profile of one (trained) model on ``windows`` windows of ``ids``.
+
+    Raises:
+        DataError: if the text is shorter than one window.
+    """
+    batch = sample_windows(ids, BURN_IN + horizon + 2, windows, seed)
+    return gradient_profile(model, batch, horizon, BURN_IN)
 
 
 def format_table(profiles: dict[str, np.ndarray], ks=TABLE_KS) -> str:
@@ -110,9 +144,6 @@ def write_outputs(profiles: dict[str, np.ndarray], out_dir, title: str) -> list:
     Returns:
         The paths written.
     """
-    import csv
-    from pathlib import Path
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     labels, n = list(profiles), min(len(p) for p in profiles.values())
@@ -122,8 +153,6 @@ def write_outputs(profiles: dict[str, np.ndarray], out_dir, title: str) -> list:
         for k in range(n):
             rows.writerow([k, *(f"{profiles[lab][k]:.6e}" for lab in labels)])
     _plot(profiles, out / "gradflow.png", title)
-    from charlm.log import open_writer
-
     for label, profile in profiles.items():
         writer = open_writer(out / label.replace("/", "_"))
         try:

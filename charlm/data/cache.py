@@ -32,13 +32,14 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from charlm.corpora import DataError, file_chunks, iter_decoded, resolve_sources
-from charlm.data import ByteVocab, Vocab, format_chars, vocab_from_payload
+from charlm.data.sources import file_chunks, iter_decoded, resolve_sources
+from charlm.data.vocab import CODE_POINTS, ByteVocab, Vocab, code_points, format_chars, \
+    vocab_from_payload
+from charlm.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-_CODE_POINTS = 0x110000
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,9 @@ def encode_corpus(spec: str, data_dir: str | Path = "data", cache_dir: str | Pat
     """The ids of corpus ``spec``, from the cache when it has them, else encoded into it.
 
     Args:
-        spec: a text file, a folder of text files or a named corpus (:mod:`charlm.corpora`).
+        spec: a text file, a folder of text files or a named corpus (:mod:`charlm.data.sources`).
         cache_dir: where encoded corpora are kept.
-        unit: ``char`` (code points, the text policy of :mod:`charlm.corpora`) or ``byte``.
+        unit: ``char`` (code points, the text policy of :mod:`charlm.data.sources`) or ``byte``.
         vocab: a checkpoint's vocabulary to encode with (resume, fine-tuning, evaluation);
             None takes the corpus's own.
         progress: show a tqdm bar (None: only on a terminal).
@@ -223,17 +224,12 @@ def _counted(chunks: Iterable[bytes], bar) -> Iterator[bytes]:
         yield raw
 
 
-def _codes(text: str) -> np.ndarray:
-    """(n,) uint32 code points of ``text``."""
-    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
-
-
 def _scan_vocab(chunks: Iterator[str]) -> Vocab | None:
     """Pass 1: the distinct characters, counted with ``bincount`` over code points; None for
     a text that is empty or only whitespace."""
-    counts, text = np.zeros(_CODE_POINTS, dtype=np.int64), False
+    counts, text = np.zeros(CODE_POINTS, dtype=np.int64), False
     for piece in chunks:
-        counts += np.bincount(_codes(piece), minlength=_CODE_POINTS)
+        counts += np.bincount(code_points(piece), minlength=CODE_POINTS)
         text = text or not piece.isspace()
     if not text:
         return None
@@ -241,12 +237,11 @@ def _scan_vocab(chunks: Iterator[str]) -> Vocab | None:
 
 
 def _write_ids(out, chunks: Iterator[str], vocab: Vocab) -> int:
-    """Pass 2: ids through a code-point lookup table; refuses characters outside ``vocab``."""
-    table = np.full(_CODE_POINTS, -1, dtype=np.int32)
-    table[_codes(vocab.chars)] = np.arange(vocab.size, dtype=np.int32)
+    """Pass 2: ids through the vocabulary's code-point table; refuses characters outside
+    ``vocab``."""
     length = 0
     for piece in chunks:
-        ids = table[_codes(piece)]
+        ids = vocab.lookup(code_points(piece))
         if (ids < 0).any():
             missing = sorted(set(piece) - set(vocab.chars))
             raise DataError(f"the corpus has characters the checkpoint's vocabulary lacks: "

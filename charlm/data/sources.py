@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from charlm.errors import CharLMError
+from charlm.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,6 @@ TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca5
 NAMED_CORPORA = ("pystdlib", "tinyshakespeare")
 CHUNK_BYTES = 16 << 20  # read and encode 16 MiB at a time
 _SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
-
-
-class DataError(CharLMError):
-    """A corpus cannot be found, read or decoded; the message names the file and the fix."""
 
 
 def normalize_newlines(text: str) -> str:

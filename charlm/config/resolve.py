@@ -1,4 +1,4 @@
-"""Typed run configuration: frozen dataclasses, YAML files, dotted overrides, validation.
+"""Resolving a run configuration: YAML files, dotted overrides, validation.
 
 Precedence, lowest first: the dataclass defaults (identical to ``configs/default.yaml``) < a
 YAML file (``--config``) < ``--set section.key=value`` < the CLI's dedicated options
@@ -15,149 +15,17 @@ import logging
 import math
 import re
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping
 
 import yaml
 
-from charlm.errors import CharLMError
+from charlm.config.schema import SECTIONS, RunConfig, choices_of, keys
+from charlm.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-CELL_NAMES = ("rnn", "lstm", "gru")
-_RUN_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]+$")  # the keys of charlm.models.CELLS, kept torch-free here
-
-
-class ConfigError(CharLMError):
-    """A configuration key, type or value is invalid; the message names the dotted key."""
-
-
-def _field(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
-           lo_open: bool = False, choices: Iterable[str] | None = None) -> Any:
-    """A dataclass field whose metadata carries its help text and allowed range."""
-    meta = {"help": help, "lo": lo, "hi": hi, "lo_open": lo_open,
-            "choices": tuple(choices) if choices else None}
-    return field(default=default, metadata=meta)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where the text comes from and how it is split (contiguous train / val / test)."""
-
-    corpus: str = _field("pystdlib", "text file, directory of text files, or named corpus "
-                         "(pystdlib, tinyshakespeare)")
-    data_dir: str = _field("data", "folder for downloaded named corpora "
-                           "(tinyshakespeare/input.txt)")
-    unit: str = _field("char", "what one id stands for: char (a Unicode character) or byte "
-                       "(vocabulary of 256, any language or encoding)", choices=("char", "byte"))
-    encoding: str = _field("utf-8", "text encoding of corpus files (unit char)")
-    errors: str = _field("strict", "undecodable bytes: strict (error), replace (U+FFFD) or "
-                         "ignore (drop)", choices=("strict", "replace", "ignore"))
-    cache_dir: str = _field("data/cache", "folder for encoded corpora (memory-mapped ids, "
-                            "reused while the corpus is unchanged)")
-    train_frac: float = _field(0.9, "fraction of the corpus, from its start, used to train",
-                               lo=0.0, hi=1.0, lo_open=True)
-    val_frac: float = _field(0.05, "fraction after the train split used for validation; the "
-                             "rest is the test split", lo=0.0, hi=1.0, lo_open=True)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Embedding -> recurrent core -> dropout -> linear decoder (see charlm.models)."""
-
-    cell: str = _field("lstm", "recurrent core", choices=CELL_NAMES)
-    embedding_size: int = _field(64, "character embedding size E", lo=1)
-    hidden_size: int = _field(256, "hidden units per layer H", lo=1)
-    num_layers: int = _field(2, "stacked recurrent layers L", lo=1)
-    dropout: float = _field(0.0, "dropout between layers and before the decoder", lo=0.0, hi=0.99)
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """AdamW with linear warm-up then cosine decay, and global-norm gradient clipping."""
-
-    lr: float = _field(5e-3, "peak learning rate", lo=0.0, hi=10.0, lo_open=True)
-    min_lr: float = _field(5e-5, "learning rate at the end of the cosine decay (<= lr)",
-                           lo=0.0, hi=10.0)
-    weight_decay: float = _field(0.0, "AdamW decoupled weight decay", lo=0.0)
-    beta1: float = _field(0.9, "Adam beta1", lo=0.0, hi=0.9999)
-    beta2: float = _field(0.99, "Adam beta2", lo=0.0, hi=0.99999)
-    warmup_steps: int = _field(100, "linear warm-up steps", lo=0)
-    schedule: str = _field("cosine", "learning-rate decay after warm-up",
-                           choices=("cosine", "constant"))
-    grad_clip: float = _field(1.0, "max global gradient norm; 0 disables clipping", lo=0.0)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Truncated BPTT loop: batch layout, stopping, evaluation, checkpoints and logging."""
-
-    batch_size: int = _field(32, "parallel streams B", lo=1)
-    seq_len: int = _field(64, "BPTT length T (characters per step per stream)", lo=1)
-    max_steps: Optional[int] = _field(None, "stop after this many optimizer steps", lo=1)
-    max_epochs: Optional[float] = _field(None, "stop after this many passes over the train "
-                                         "split", lo=0.0, lo_open=True)
-    stop_at_step: Optional[int] = _field(None, "pause cleanly after this step (the schedule "
-                                         "still runs to the budget); continue with --resume",
-                                         lo=1)
-    max_time: Optional[float] = _field(300.0, "stop after this many wall-clock seconds from "
-                                       "the first step (evaluations included)",
-                                       lo=0.0, lo_open=True)
-    eval_interval: int = _field(500, "steps between evaluations on the val split", lo=1)
-    eval_max_chars: int = _field(200_000, "val characters per periodic evaluation", lo=1)
-    eval_batch_size: int = _field(64, "streams during evaluation", lo=1)
-    checkpoint_interval: int = _field(500, "steps between saves of last.pt", lo=1)
-    log_interval: int = _field(50, "steps between train scalars and progress updates", lo=1)
-    log_gradflow_interval: int = _field(0, "steps between gradient-flow profiles, per-layer "
-                                        "gradient norms and the pre-clip norm histogram in "
-                                        "TensorBoard; 0 disables", lo=0)
-    gradflow_horizon: int = _field(100, "K of the gradient-flow profile logged in training",
-                                   lo=1)
-    log_gates: bool = _field(True, "log gate saturation (LSTM, GRU) at each evaluation")
-    max_nonfinite: int = _field(10, "non-finite losses or gradient norms in a row (each "
-                                "update skipped) before training stops", lo=1)
-    sample_length: int = _field(300, "characters of the text sample logged at each "
-                                "evaluation; 0 disables", lo=0)
-    seed: Optional[int] = _field(None, "random seed; unset draws one and logs it", lo=0,
-                                 hi=2**63 - 1)
-    device: str = _field("auto", "auto, cpu, cuda, cuda:N or mps")
-    precision: str = _field("fp32", "bf16 runs forward passes under torch.autocast in "
-                            "bfloat16 (for GPUs; losses stay fp32)", choices=("fp32", "bf16"))
-    compile: bool = _field(False, "torch.compile the model for training steps")
-    run_name: Optional[str] = _field(None, "run folder name (letters, digits, . _ -); unset "
-                                     "uses time and cell")
-    checkpoint_dir: str = _field("checkpoints", "parent folder of run checkpoints")
-    log_dir: str = _field("runs", "parent folder of TensorBoard runs")
-    progress: Optional[bool] = _field(None, "tqdm progress bar; unset shows it on a terminal")
-
-
-@dataclass(frozen=True)
-class SampleConfig:
-    """Defaults for ``charlm sample`` and the samples logged during training."""
-
-    length: int = _field(500, "characters to generate", lo=0)
-    temperature: float = _field(0.8, "softmax temperature; 0 is greedy", lo=0.0)
-    top_k: Optional[int] = _field(None, "keep only the k most likely characters", lo=1)
-    top_p: Optional[float] = _field(None, "nucleus sampling mass", lo=0.0, hi=1.0, lo_open=True)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a run needs; serialised next to its checkpoints and inside each of them."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    sample: SampleConfig = field(default_factory=SampleConfig)
-
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        """Plain nested dict (YAML- and ``torch.load(weights_only=True)``-safe)."""
-        return dataclasses.asdict(self)
-
-
-SECTIONS: dict[str, type] = dict(typing.get_type_hints(RunConfig))
+_RUN_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]+$")
 
 
 def _closest(name: str, options: Iterable[str]) -> str:
@@ -210,9 +78,10 @@ def _check_range(key: str, value: Any, meta: Mapping[str, Any], source: str) -> 
     """Raise ConfigError when ``value`` lies outside the field's declared range or choices."""
     if value is None:
         return
-    if meta["choices"] and value not in meta["choices"]:
+    choices = choices_of(meta)
+    if choices and value not in choices:
         raise ConfigError(f"{key} ({source}) is {value!r}; choose one of "
-                          f"{', '.join(meta['choices'])}{_closest(str(value), meta['choices'])}")
+                          f"{', '.join(choices)}{_closest(str(value), choices)}")
     lo, hi = meta["lo"], meta["hi"]
     if lo is not None and (value < lo or (meta["lo_open"] and value == lo)):
         op = ">" if meta["lo_open"] else ">="
@@ -368,8 +237,4 @@ def changed_keys(old: RunConfig, new: RunConfig) -> dict[str, tuple[Any, Any]]:
 
 def describe_keys() -> list[tuple[str, Any, str]]:
     """``(dotted key, default, help)`` for every config key, in declaration order."""
-    rows = []
-    for section, cls in SECTIONS.items():
-        for f in dataclasses.fields(cls):
-            rows.append((f"{section}.{f.name}", f.default, f.metadata["help"]))
-    return rows
+    return [(k.dotted, k.default, k.help) for k in keys()]

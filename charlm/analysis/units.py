@@ -1,6 +1,6 @@
 """Interpretable units: colour a passage by the activation of hidden or cell units.
 
-Runs the reference cells (:mod:`charlm.cells`) over a passage, correlates every unit with
+Runs the model's traced forward over a passage, correlates every unit with
 simple properties of the text (position in the line, inside quotes, inside brackets,
 indentation depth), and writes one self-contained HTML page that colours each character by the
 activation of chosen units (red positive, blue negative).
@@ -22,9 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from charlm.cells import run_core
 from charlm.errors import CharLMError
-from charlm.models import CharLM
+from charlm.models import CharLM, eval_mode
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +45,10 @@ def activations(model: CharLM, ids: np.ndarray) -> dict[str, np.ndarray]:
 
     ``hK`` is layer K's hidden state; ``cK`` the LSTM's cell state (LSTM only).
     """
-    model.eval()
     x = torch.from_numpy(ids.astype(np.int64)).unsqueeze(0)         # (1, T)
     x = x.to(next(model.parameters()).device)
-    _, _, gates = run_core(model.core, model.embedding(x), record_gates=True)
+    with eval_mode(model):
+        _, _, gates = model.trace(x)
     out = {}
     for layer, rec in gates.items():
         for name in ("h", "c"):
@@ -120,6 +119,22 @@ def parse_unit(spec: str, acts: dict[str, np.ndarray]) -> str:
         have = ", ".join(f"{k}:0..{v.shape[1] - 1}" for k, v in acts.items())
         raise CharLMError(f"--unit {spec!r} does not exist; this model has {have}")
     return f"{key}:{index}"
+
+
+def choose_units(specs: tuple[str, ...], acts: dict[str, np.ndarray],
+                 matches: list[UnitMatch]) -> list[str]:
+    """The units to colour by: those the user named (``--unit``), else the best match for
+    each text property, once each.
+
+    Raises:
+        CharLMError: for a malformed or out-of-range unit.
+    """
+    if specs:
+        return [parse_unit(u, acts) for u in specs]
+    best = {}
+    for m in matches:  # matches come grouped by feature, best first
+        best.setdefault(m.feature, m.unit)
+    return list(dict.fromkeys(best.values()))
 
 
 def _colour(value: float) -> str:

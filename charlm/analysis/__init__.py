@@ -1,0 +1,2 @@
+"""Looking inside models: gradient flow through time (:mod:`.gradflow`), gate saturation
+(:mod:`.gates`) and interpretable units (:mod:`.units`)."""

@@ -1,0 +1,70 @@
+"""The one table of recurrent cells: what ``--cell`` accepts, what each cell records, where it
+comes from and which module builds it. Torch-free, so the CLI and the config can read it
+without importing torch.
+
+Everything that lists cells reads this table: the ``--cell`` choices, config validation,
+:func:`charlm.models.create_model`, the benchmark's FLOP count, the gate statistics and the
+tests (parametrised over it). Adding a cell is one entry here and one module that defines its
+core (see ``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One recurrent cell.
+
+    Attributes:
+        name: the value of ``--cell`` / ``model.cell``.
+        gates: names of the per-step quantities its traced forward records, besides the
+            layer output ``h`` (and ``c`` where ``state`` has it), in PyTorch's packing order.
+        sigmoid_gates: the subset of ``gates`` squashed into (0, 1), whose saturation means
+            something (Karpathy, Johnson & Fei-Fei 2015, section 4.2).
+        state: the tensors of its hidden state, each (L, B, H): ``("h",)`` or ``("h", "c")``.
+        blocks: weight blocks stacked in each layer's input and recurrent matrices (LSTM 4,
+            GRU 3, RNN 1); the model FLOP count is ``2 * blocks * H * (in + H)`` per layer.
+        reference: the paper its equations come from.
+        core: ``module:Class`` of the recurrent core, built as
+            ``Class(input_size, hidden_size, num_layers, dropout)``.
+    """
+
+    name: str
+    gates: tuple[str, ...]
+    sigmoid_gates: tuple[str, ...]
+    state: tuple[str, ...]
+    blocks: int
+    reference: str
+    core: str
+
+
+CELLS: Mapping[str, CellSpec] = MappingProxyType({spec.name: spec for spec in (
+    CellSpec("rnn", (), (), ("h",), 1,
+             "Elman 1990, Finding structure in time", "charlm.models.fused:RNNCore"),
+    CellSpec("lstm", ("i", "f", "g", "o"), ("i", "f", "o"), ("h", "c"), 4,
+             "Hochreiter & Schmidhuber 1997; Gers, Schmidhuber & Cummins 2000 (forget gate)",
+             "charlm.models.fused:LSTMCore"),
+    CellSpec("gru", ("r", "z", "n"), ("r", "z"), ("h",), 3,
+             "Cho et al. 2014 (PyTorch's variant: reset gate after the hidden matmul)",
+             "charlm.models.fused:GRUCore"),
+)})
+
+
+def cell_names() -> tuple[str, ...]:
+    """The names of every cell, in table order (read afresh, so a new entry shows at once)."""
+    return tuple(CELLS)
+
+
+def get_cell(name: str) -> CellSpec:
+    """The table entry of ``name``.
+
+    Raises:
+        ValueError: for an unknown name, listing the valid ones.
+    """
+    if name not in CELLS:
+        raise ValueError(f"unknown cell '{name}'; choose one of {', '.join(CELLS)}")
+    return CELLS[name]

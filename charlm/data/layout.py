@@ -1,0 +1,138 @@
+"""Contiguous train / val / test splits and the truncated-BPTT batch layout.
+
+Shape legend: B batch (streams), T time steps (``seq_len``), S steps per stream, N ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from charlm.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+def split_ids(ids: np.ndarray, train_frac: float, val_frac: float) -> dict[str, np.ndarray]:
+    """Contiguous train / val / test slices: train first, then val, the rest test.
+
+    Args:
+        ids: (N,) encoded corpus.
+        train_frac: fraction of N in the train split.
+        val_frac: fraction of N in the val split.
+    Returns:
+        ``{'train': (N_train,), 'val': (N_val,), 'test': (N_test,)}`` views of ``ids``.
+    """
+    n = len(ids)
+    a = int(n * train_frac)
+    # cumulative boundary, so 0.9 + 0.1 leaves no stray test character (nanoGPT's split)
+    b = n if train_frac + val_frac >= 1.0 - 1e-9 else int(n * (train_frac + val_frac))
+    return {"train": ids[:a], "val": ids[a:b], "test": ids[b:]}
+
+
+def as_tensor(ids: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """(N,) ids as a tensor on ``device``.
+
+    On the CPU this is a view of ``ids`` (a memory map stays a memory map: pages are read as
+    steps touch them). Elsewhere the ids are copied to the device once, 16 Mi at a time, as
+    uint8 or int32 (uint16 has few kernels off the CPU).
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        return torch.from_numpy(ids) if ids.flags.writeable else torch.from_numpy(ids.copy())
+    dtype = torch.uint8 if ids.dtype == np.uint8 else torch.int32
+    out = torch.empty(len(ids), dtype=dtype, device=device)
+    step = 16 << 20
+    for i in range(0, len(ids), step):
+        piece = np.asarray(ids[i:i + step]).astype(np.uint8 if dtype == torch.uint8 else np.int32)
+        out[i:i + step].copy_(torch.from_numpy(piece), non_blocking=False)
+    return out
+
+
+@dataclass
+class TBPTTBatches:
+    """A split laid out as B contiguous streams for truncated back-propagation through time.
+
+    The N ids give N - 1 (input, target) pairs. They are cut into B streams of S = (N-1) // B
+    consecutive pairs; step j reads columns [jT, (j+1)T) of every stream, so row b of step j+1
+    continues row b of step j and the hidden state can be carried across steps::
+
+        pairs:   |----- stream 0 -----|----- stream 1 -----| ... |-- stream B-1 --|tail|
+        step j:  [ jT : (j+1)T ] of each stream  ->  x, y of shape (B, T)
+
+    The last R = (N-1) - B*S < B pairs (``tail``) continue stream B-1; only evaluation reads
+    them, so it covers every pair exactly once.
+
+    ``rows = (r0, r1)`` keeps streams r0..r1-1 of that layout (one rank's share under
+    distributed training); the layout itself, S and the tail depend only on N and B.
+
+    Raises:
+        DataError: if the split has fewer than B + 1 ids (not one pair per stream).
+    """
+
+    ids: np.ndarray
+    batch_size: int
+    seq_len: int
+    device: torch.device | str = "cpu"
+    rows: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        pairs = len(self.ids) - 1
+        B = self.batch_size
+        if pairs < B:
+            raise DataError(f"a split of {len(self.ids)} characters is too short for "
+                            f"{B} streams; lower the batch size or give more text")
+        self.stream_len = pairs // B  # S
+        self._data = as_tensor(self.ids, self.device)
+        used = B * self.stream_len
+        r0, r1 = self.rows or (0, B)
+        self.first_row, self.num_rows = r0, r1 - r0
+        full = self._data[:used].view(B, self.stream_len)
+        self.inputs = full[r0:r1]                                            # (B', S)
+        self.targets = self._data[1:used + 1].view(B, self.stream_len)[r0:r1]  # (B', S)
+        self.before = full[max(r0 - 1, 0):max(r1 - 1, 0)]  # rows r0-1..r1-2: the preceding streams
+        self.tail_len = pairs - used if r1 == B else 0  # R, owned by the last row
+        self._tail_start = used
+
+    @property
+    def full_chunks(self) -> int:
+        """Steps of exactly T columns in one pass (the train epoch length)."""
+        return self.stream_len // self.seq_len
+
+    @property
+    def all_chunks(self) -> int:
+        """Steps in one pass when the last one may be shorter than T (evaluation)."""
+        return -(-self.stream_len // self.seq_len)
+
+    def chunk(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of step j, each (B', T') int64 with T' <= T."""
+        cols = slice(j * self.seq_len, (j + 1) * self.seq_len)
+        return self.inputs[:, cols].long(), self.targets[:, cols].long()
+
+    def tail(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The R leftover pairs as (1, R) int64 inputs and targets (R may be 0)."""
+        start = self._tail_start
+        x = self._data[start:start + self.tail_len].long().unsqueeze(0)
+        y = self._data[start + 1:start + 1 + self.tail_len].long().unsqueeze(0)
+        return x, y
+
+    @property
+    def num_pairs(self) -> int:
+        """Targets covered by these rows' chunks plus the tail (N - 1 for all rows)."""
+        return self.num_rows * self.stream_len + self.tail_len
+
+
+def check_trainable(n_train: int, batch_size: int, seq_len: int) -> None:
+    """Refuse a train split that cannot give one full (B, T) step.
+
+    Raises:
+        DataError: with the sizes and what to change.
+    """
+    need = batch_size * seq_len + 1
+    if n_train < need:
+        raise DataError(f"the train split has {n_train} characters but one step of "
+                        f"batch_size {batch_size} x seq_len {seq_len} needs {need}; lower "
+                        f"--batch-size or --seq-len, or give a longer corpus")

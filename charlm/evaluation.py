@@ -1,0 +1,107 @@
+"""Scoring text: the next-character loss, and evaluation over a whole split with the hidden
+state carried through it.
+
+Shape legend: B batch (streams), T time steps, V vocab size, L layers, H hidden size.
+Losses are mean negative log-likelihood of the next character in nats/char
+(:mod:`charlm.metrics` converts them to bpc).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from charlm.data import TBPTTBatches
+from charlm.distributed import SINGLE, Dist
+from charlm.errors import DataError
+from charlm.models import CharLM, Hidden, eval_mode, map_hidden
+
+logger = logging.getLogger(__name__)
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+            ) -> torch.Tensor:
+    """Next-character cross-entropy.
+
+    Args:
+        logits: (B, T, V) unnormalised scores.
+        targets: (B, T) int64 ids in [0, V).
+        reduction: ``mean`` (nats/char) or ``sum`` (nats).
+    Returns:
+        Scalar tensor; :func:`charlm.metrics.nats_to_bits` turns nats/char into bpc.
+    Raises:
+        ValueError: if the batch or time sizes of logits and targets differ.
+    """
+    if logits.shape[:2] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} "
+                         f"differ in (B, T)")
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction=reduction)
+
+
+@torch.inference_mode()
+def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
+             max_chars: int | None = None, warmup: int = 512, dist: Dist = SINGLE
+             ) -> tuple[float, int]:
+    """Mean loss over a split, the hidden state carried through it.
+
+    The split is laid out as in training (:class:`~charlm.data.TBPTTBatches`), each stream's
+    state carried chunk to chunk; the few leftover pairs continue the last stream, so every
+    target in ``ids[1:]`` is scored exactly once. So that the batch size hardly matters, each
+    stream but the first starts from the state left by reading the ``warmup`` characters
+    before it (read, not scored); the first stream starts from zeros, as a batch of 1 would.
+    Under distributed training each rank scores its own block of streams and the sums are
+    reduced, so the figure is the same as one process's.
+
+    Args:
+        model: the plain module (not DDP-wrapped: evaluation needs no gradient exchange).
+        ids: (N,) encoded split (an array or a memory map).
+        batch_size: streams; lowered when the split is shorter.
+        max_chars: score only the first ``max_chars`` targets; None scores all.
+        warmup: characters of context read before each stream (0 starts streams from zeros).
+        dist: this process's place in a distributed job.
+    Returns:
+        ``(loss_nats, num_chars)``: mean nats/char and how many targets were scored.
+    Raises:
+        DataError: if the split has fewer than 2 characters.
+    """
+    if max_chars is not None:
+        ids = ids[:max_chars + 1]
+    if len(ids) < 2:
+        raise DataError(f"the split to evaluate has {len(ids)} character(s); it needs at least "
+                        f"2 (its size comes from data.train_frac and data.val_frac)")
+    device = next(model.parameters()).device
+    B = min(batch_size, len(ids) - 1)
+    batches = TBPTTBatches(ids, B, seq_len, device, rows=dist.rows(B, exact=False))
+    # float64 so that millions of summed nats lose nothing; MPS has no float64
+    total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64,
+                        device=device)
+    with eval_mode(model):
+        hidden = _warm_state(model, batches, warmup)
+        for j in range(batches.all_chunks if batches.num_rows else 0):
+            x, y = batches.chunk(j)
+            logits, hidden = model(x, hidden)
+            total += loss_fn(logits, y, reduction="sum")
+        if batches.tail_len:
+            x, y = batches.tail()
+            logits, _ = model(x, map_hidden(hidden, lambda h: h[:, -1:].contiguous())
+                              if hidden is not None else None)
+            total += loss_fn(logits, y, reduction="sum")
+    pairs = len(ids) - 1
+    return dist.sum_(total).item() / pairs, pairs
+
+
+def _warm_state(model: CharLM, batches: TBPTTBatches, warmup: int) -> Hidden | None:
+    """(L, B', H) state of each of these rows' streams after reading the ``W = min(warmup, S)``
+    inputs before it; zeros for stream 0. None when there is nothing to warm."""
+    W = min(warmup, batches.stream_len)
+    if W == 0 or len(batches.before) == 0:
+        return None
+    before = batches.before[:, -W:].long()            # (rows with a predecessor, W)
+    first = batches.first_row == 0
+    _, hidden = model(torch.cat([before[:1], before]) if first else before)
+    if not first:
+        return hidden
+    return map_hidden(hidden, lambda h: torch.cat([torch.zeros_like(h[:, :1]), h[:, 1:]], 1))

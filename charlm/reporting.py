@@ -1,0 +1,149 @@
+"""What a training run reports at its log points, evaluations and checkpoints: TensorBoard
+scalars and samples, periodic evaluation, gate and gradient diagnostics, and checkpoint files.
+
+:class:`Reporter` supplies the :class:`~charlm.training.Hooks` that :func:`~charlm.training.fit`
+calls. Every rank calls every hook (evaluation and checkpoints hold collectives); only rank 0,
+which alone has a ``writer``, writes anything.
+
+TensorBoard tags: ``train/loss`` ``train/bpc`` ``train/lr`` ``train/grad_norm``
+``train/chars_per_s`` ``train/nonfinite_steps``; ``val/loss`` ``val/bpc`` ``val/elapsed_s``;
+``sample/text``; ``gates/`` at each evaluation; ``grad/`` every
+``train.log_gradflow_interval`` steps. Losses are in nats/char (nats/byte for a byte model).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from charlm.analysis.gates import gate_statistics
+from charlm.analysis.gradflow import model_profile
+from charlm.checkpoint import BEST, LAST, make_payload, save_checkpoint
+from charlm.config import RunConfig
+from charlm.distributed import SINGLE, Dist
+from charlm.evaluation import evaluate
+from charlm.log import log_gates
+from charlm.metrics import describe_loss, nats_to_bits
+from charlm.models import CharLM, map_hidden
+from charlm.runtime import rng_state
+from charlm.sampling import default_prime, sample_text
+from charlm.training import Hooks, TrainState
+
+logger = logging.getLogger(__name__)
+
+FLOW_KS = (0, 1, 5, 10, 25, 50, 100, 150, 200)  # grad/flow_k... tags logged in training
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run writes: its checkpoint folder and its TensorBoard folder."""
+
+    name: str
+    checkpoints: Path
+    logs: Path
+
+
+class Reporter:
+    """The hooks of one run.
+
+    Args:
+        model: the unwrapped module (what checkpoints save).
+        splits: ``{'train', 'val', ...}`` ids of the run's corpus.
+        writer: a SummaryWriter on rank 0, None elsewhere.
+    """
+
+    def __init__(self, model: CharLM, optimizer, cfg: RunConfig, vocab,
+                 splits: dict[str, np.ndarray], paths: RunPaths, writer,
+                 dist: Dist = SINGLE) -> None:
+        self.model, self.optimizer, self.cfg, self.vocab = model, optimizer, cfg, vocab
+        self.splits, self.paths, self.writer, self.dist = splits, paths, writer, dist
+        self.gradflow_step = 0  # step of the last gradient-flow log
+
+    def hooks(self, should_stop=lambda: False) -> Hooks:
+        """The :class:`Hooks` that :func:`~charlm.training.fit` calls."""
+        return Hooks(on_log=self.on_log, on_eval=self.on_eval,
+                     on_checkpoint=self.on_checkpoint, should_stop=should_stop)
+
+    def on_log(self, state: TrainState, m: dict) -> None:
+        """Train scalars, and the gradient diagnostics when their interval comes round."""
+        if not self.dist.is_main:
+            return
+        for key in ("loss", "lr", "grad_norm", "chars_per_s", "nonfinite_steps"):
+            self.writer.add_scalar(f"train/{key}", m[key], state.step)
+        self.writer.add_scalar("train/bpc", nats_to_bits(m["loss"]), state.step)
+        every = self.cfg.train.log_gradflow_interval
+        if every and state.step // every > self.gradflow_step // every:
+            self.gradflow_step = state.step
+            self.log_gradients(m["grad_norms"], state.step)
+
+    def on_eval(self, state: TrainState) -> None:
+        """Score the val split (sets ``state.last_val_loss``), keep the best weights, and
+        write the val scalars, gate statistics and a sample."""
+        t = self.cfg.train
+        loss, n = evaluate(self.model, self.splits["val"], t.eval_batch_size, t.seq_len,
+                           t.eval_max_chars, dist=self.dist)
+        best = loss < state.best_val_loss
+        state.last_val_loss, state.best_val_loss = loss, min(loss, state.best_val_loss)
+        if not self.dist.is_main:
+            return
+        unit = self.cfg.data.unit
+        logger.info("step %d: val loss %s over %d %ss", state.step, describe_loss(loss, unit),
+                    n, unit)
+        if best:
+            self.save(state, BEST)
+        self.write_eval(state, loss)
+
+    def write_eval(self, state: TrainState, loss: float) -> None:
+        """TensorBoard at an evaluation: val scalars, gate saturation, a seeded sample."""
+        w, t, step = self.writer, self.cfg.train, state.step
+        w.add_scalar("val/loss", loss, step)
+        w.add_scalar("val/bpc", nats_to_bits(loss), step)
+        w.add_scalar("val/elapsed_s", state.elapsed_s, step)
+        if t.log_gates:
+            log_gates(w, gate_statistics(self.model, self.splits["val"], batch=4, length=128),
+                      step)
+        if t.sample_length:
+            s = self.cfg.sample
+            text = sample_text(self.model, self.vocab, default_prime(self.vocab),
+                               t.sample_length, s.temperature, s.top_k, s.top_p, seed=step)
+            w.add_text("sample/text", "```\n" + text + "\n```", step)
+        w.flush()
+
+    def on_checkpoint(self, state: TrainState, hidden) -> None:
+        """Save ``last.pt`` with the carried state of every stream and every rank's RNG."""
+        full = map_hidden(hidden, self.dist.gather_rows) if hidden is not None else None
+        rng_ranks = self.dist.gather_objects(rng_state()) if self.dist.enabled else None
+        if self.dist.is_main:
+            self.save(state, LAST, full, rng_ranks)
+            self.writer.flush()
+
+    def save(self, state: TrainState, name: str, hidden=None, rng_ranks=None) -> None:
+        """Write checkpoint ``name`` of this run, unless the weights are not finite."""
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            logger.error("step %d: weights are not finite; %s not saved", state.step, name)
+            return
+        payload = make_payload(self.model, self.optimizer, state.to_dict(), self.cfg,
+                               self.vocab, hidden, rng_state(), rng_ranks)
+        save_checkpoint(payload, self.paths.checkpoints / name)
+
+    def log_gradients(self, norms: torch.Tensor | None, step: int) -> None:
+        """TensorBoard ``grad/``: pre-clip norm histogram, fraction clipped, per-parameter
+        norms (this step's, after clipping) and the gradient-flow profile
+        ``grad/flow_k{k}``."""
+        w, clip = self.writer, self.cfg.optim.grad_clip
+        if norms is not None:
+            w.add_histogram("grad/norm_preclip", norms, step)
+            if clip > 0:
+                w.add_scalar("grad/clipped_frac", (norms > clip).float().mean().item(), step)
+        for name, p in self.model.named_parameters():
+            if p.grad is not None:
+                w.add_scalar(f"grad/param/{name}", p.grad.norm().item(), step)
+        K = self.cfg.train.gradflow_horizon
+        profile = model_profile(self.model, self.splits["train"], K, 8, seed=step)
+        for k in sorted(set(FLOW_KS) | {K}):
+            if k <= K:
+                w.add_scalar(f"grad/flow_k{k:03d}", profile[k], step)

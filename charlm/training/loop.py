@@ -1,0 +1,205 @@
+"""The truncated-BPTT loop: steps until the budget is spent, calling hooks to log, evaluate
+and checkpoint.
+
+The loop is generic: what happens at a log, evaluation or checkpoint is given as
+:class:`Hooks` (:mod:`charlm.reporting` supplies them for a run), so the loop has no file,
+TensorBoard or evaluation code.
+
+Shape legend: B batch (streams), T time steps, L layers, H hidden size.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from charlm.config import OptimConfig, TrainConfig
+from charlm.data import TBPTTBatches
+from charlm.distributed import SINGLE, Dist
+from charlm.metrics import nats_to_bits
+from charlm.models import CharLM, Hidden, map_hidden
+from charlm.training.schedule import Budget, lr_at
+from charlm.training.stats import IntervalStats
+from charlm.training.step import optim_lr, skips_on_device, train_step
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainState:
+    """Where a run is: counters, clock and best figure (all plain numbers, checkpoint-safe)."""
+
+    step: int = 0                  # optimizer updates done
+    epoch: int = 0                 # full passes over the train split done
+    chunk: int = 0                 # next chunk index within the epoch
+    elapsed_s: float = 0.0         # wall-clock seconds of training, evaluations included
+    best_val_loss: float = math.inf
+    last_val_loss: float = math.nan
+    last_eval_step: int = -1
+    nonfinite_steps: int = 0       # updates skipped for a non-finite loss or gradient norm
+    finished: bool = False         # the budget is spent (not saved: a resumed run may add more)
+
+    def to_dict(self) -> dict:
+        """Plain dict for the checkpoint."""
+        return {k: v for k, v in self.__dict__.items() if k != "finished"}
+
+
+def _noop(*args) -> None:
+    return None
+
+
+@dataclass
+class Hooks:
+    """What the loop calls; each gets the TrainState (and, where named, more)."""
+
+    on_log: Callable[[TrainState, dict], None] = _noop      # metrics: loss, lr, chars/s, ...
+    on_eval: Callable[[TrainState], None] = _noop  # sets state.last_val_loss (nats/char)
+    on_checkpoint: Callable[[TrainState, Hidden | None], None] = _noop
+    should_stop: Callable[[], bool] = lambda: False          # e.g. SIGINT received
+
+
+def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
+        state: TrainState, hooks: Hooks, train: TrainConfig, optim: OptimConfig,
+        hidden: Hidden | None = None, dist: Dist = SINGLE) -> tuple[TrainState, Hidden | None]:
+    """Run truncated BPTT until the budget is spent.
+
+    Each step takes the next (B, T) chunk of every stream, carries the hidden state from the
+    previous step (detached), and at the end of the train split wraps to the first chunk with
+    the state reset. Losses are accumulated on the device and read back only at log points
+    (every ``train.log_interval`` steps, and at checkpoints). The run ends with an evaluation;
+    a time budget keeps the duration of the last evaluation free for it, so ``max_time``
+    counts evaluations too.
+
+    Under distributed training ``batches`` holds this rank's streams, the model is wrapped in
+    DDP here, and the ranks agree once per step (over a CPU gloo group) on the clock and on
+    stopping, so every rank uses the same learning rate and stops at the same step.
+
+    Returns:
+        The final TrainState and hidden state; the loop returns early, without the final
+        evaluation, when ``hooks.should_stop()`` becomes true (on any rank) or at
+        ``train.stop_at_step``.
+    Raises:
+        NumericalError: after ``train.max_nonfinite`` skipped updates in a row.
+    """
+    loop = _Loop(model, optimizer, batches, state, hooks, train, optim, dist)
+    with loop.bar, logging_redirect_tqdm():
+        while not loop.budget_spent():
+            if loop.paused():
+                return state, hidden
+            hidden = loop.step(hidden)
+            loop.periodic(hidden)
+        loop.finish()
+    return state, hidden
+
+
+class _Loop:
+    """The moving parts of one :func:`fit` call: clock, budget, statistics, progress bar."""
+
+    def __init__(self, model, optimizer, batches: TBPTTBatches, state: TrainState,
+                 hooks: Hooks, train: TrainConfig, optim: OptimConfig, dist: Dist) -> None:
+        self.optimizer, self.batches, self.state, self.hooks = optimizer, batches, state, hooks
+        self.train, self.optim, self.dist = train, optim, dist
+        device = batches.inputs.device
+        self.budget = Budget.from_config(train, batches.full_chunks)
+        self.autocast = torch.bfloat16 if train.precision == "bf16" else None
+        step_model = torch.compile(model) if train.compile else model  # checkpoints: ``model``
+        self.step_model = dist.wrap(step_model, device)
+        self.stats = IntervalStats(device, eager=not skips_on_device(optimizer))
+        self.start = time.perf_counter() - state.elapsed_s
+        self.reserve_s, self.lr = 0.0, optim_lr(optimizer)  # reserve: last evaluation's time
+        self.stop = False
+        self.bar = tqdm(total=self.budget.max_steps, initial=state.step, unit="step",
+                        dynamic_ncols=True, disable=True if not dist.is_main else
+                        (not train.progress) if train.progress is not None else None)
+
+    def budget_spent(self) -> bool:
+        """Agree with the other ranks on the clock and on stopping; True once the budget
+        (with time kept for the final evaluation) is spent."""
+        elapsed, self.reserve_s, stop = self.dist.agree(
+            time.perf_counter() - self.start, self.reserve_s, float(self.hooks.should_stop()))
+        self.state.elapsed_s, self.stop = elapsed, bool(stop)
+        return self.budget.done(self.state.step, elapsed + self.reserve_s)
+
+    def paused(self) -> bool:
+        """A signal arrived (on any rank), or ``train.stop_at_step`` is reached."""
+        at = self.train.stop_at_step
+        return self.stop or bool(at and self.state.step >= at)
+
+    def step(self, hidden: Hidden | None) -> Hidden | None:
+        """One optimizer update on the next chunk; returns the carried state."""
+        s = self.state
+        if s.chunk >= self.batches.full_chunks:  # the epoch is over: wrap, reset the state
+            s.epoch, s.chunk, hidden = s.epoch + 1, 0, None
+        self.lr = lr_at(self.optim, s.step,
+                        self.budget.progress(s.step, s.elapsed_s + self.reserve_s))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        x, y = self.batches.chunk(s.chunk)
+        loss, norm, hidden, ok = train_step(self.step_model, self.optimizer, x, y, hidden,
+                                            self.optim.grad_clip, self.autocast,
+                                            check_loss=not self.dist.enabled)
+        s.step, s.chunk = s.step + 1, s.chunk + 1
+        self.stats.add(loss, norm, ok)
+        if self.stats.eager:
+            self.check_skips()
+        s.elapsed_s = time.perf_counter() - self.start
+        self.bar.update(1)
+        return _reset_where_skipped(hidden, ok, self.stats.eager)
+
+    def periodic(self, hidden: Hidden | None) -> None:
+        """Log, evaluate and checkpoint when their intervals come round."""
+        t, step = self.train, self.state.step
+        saving = step % t.checkpoint_interval == 0
+        if step % t.log_interval == 0 or saving:
+            self.log()
+        if step % t.eval_interval == 0:
+            self.evaluate()
+        if saving:
+            self.hooks.on_checkpoint(self.state, hidden)
+
+    def finish(self) -> None:
+        """The last log and evaluation of a run whose budget is spent."""
+        if self.stats.steps:
+            self.log()
+        if self.state.last_eval_step != self.state.step:
+            self.evaluate()
+        self.state.elapsed_s = time.perf_counter() - self.start
+        self.state.finished = True
+
+    def check_skips(self) -> None:
+        self.stats.check_skips(self.state, self.lr, self.train.max_nonfinite,
+                               self.optim.grad_clip)
+
+    def log(self) -> None:
+        self.check_skips()
+        chars = self.batches.num_rows * self.train.seq_len
+        metrics = self.stats.read(chars, self.dist) | {
+            "lr": self.lr, "nonfinite_steps": self.state.nonfinite_steps}
+        self.hooks.on_log(self.state, metrics)
+        self.bar.set_postfix(loss=f"{metrics['loss']:.3f}",
+                             bpc=f"{nats_to_bits(metrics['loss']):.3f}",
+                             chars_s=f"{metrics['chars_per_s']:.0f}", lr=f"{self.lr:.2e}",
+                             refresh=False)
+
+    def evaluate(self) -> None:
+        began = time.perf_counter()
+        self.hooks.on_eval(self.state)
+        self.state.last_eval_step = self.state.step
+        self.reserve_s = time.perf_counter() - began
+        self.stats.pause(self.reserve_s)
+
+
+def _reset_where_skipped(hidden: Hidden | None, ok: torch.Tensor, eager: bool
+                         ) -> Hidden | None:
+    """The carried state, or a fresh start after a skipped update (on the device unless
+    ``eager``, where ``ok`` is already known on the host)."""
+    if eager or hidden is None:
+        return hidden if hidden is None or bool(ok) else None
+    return map_hidden(hidden, lambda h: torch.where(ok, h, torch.zeros_like(h)))
