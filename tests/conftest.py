@@ -1,4 +1,5 @@
-"""Shared fixtures: small real corpora written into tmp_path (no network, no ../shared needed)."""
+"""Shared fixtures: small real corpora written into tmp_path (no network, no ../shared needed),
+and one tiny trained run per test module."""
 
 from pathlib import Path
 
@@ -36,3 +37,16 @@ def corpus_file(tmp_path, stdlib_text) -> Path:
     else:
         path.write_text(stdlib_text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished tiny run on stdlib text, trained in-process once per test module:
+    (workdir, corpus, run folder ``checkpoints/base``). Tests may add runs beside it."""
+    from helpers import TINY, run_ok
+
+    work = tmp_path_factory.mktemp("trained")
+    corpus = work / "corpus.txt"
+    corpus.write_text(stdlib_slice(60_000) + "# café naïve — ü\n" * 50, encoding="utf-8")
+    run_ok("train", *TINY, "--data", corpus, "--run-name", "base", "--max-steps", 20, cwd=work)
+    return work, corpus, work / "checkpoints" / "base"

@@ -1,11 +1,69 @@
-"""Helpers shared by the tests that drive the real command line."""
+"""Helpers shared by the tests that drive the real command line: in-process (``run_cli``,
+fast) or as a fresh ``python -m charlm`` process (``charlm``, ``start_charlm``: mark those
+tests ``slow``)."""
 
+import contextlib
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TINY = ["--config", CONFIGS / "tiny.yaml", "--no-progress", "--seed", 1]
+
+
+@contextlib.contextmanager
+def _root_logging_kept():
+    """Put the root logger's handlers and level back afterwards: the CLI calls
+    ``logging.basicConfig(force=True)``, which would leave a handler on the runner's closed
+    stderr (and drop pytest's capture handlers) for every later test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+
+
+def run_cli(*args, cwd, env=None, charset="utf-8"):
+    """Run ``charlm ARGS`` in this process, in ``cwd``, through click's CliRunner.
+
+    Exceptions other than click's own propagate (a real bug shows as a traceback in the
+    test). Returns an object with ``stdout``, ``stderr`` and ``returncode``, like the
+    CompletedProcess of :func:`charlm`.
+    """
+    from click.testing import CliRunner
+
+    from charlm.cli import main
+
+    runner = CliRunner(charset=charset)
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with _root_logging_kept():
+            result = runner.invoke(main, [str(a) for a in args], env=env,
+                                   catch_exceptions=False)
+    finally:
+        os.chdir(before)
+    return SimpleNamespace(stdout=result.stdout, stderr=result.stderr,
+                           returncode=result.exit_code, args=args)
+
+
+def run_ok(*args, cwd, **kw):
+    """:func:`run_cli` that must succeed (status 0); the failure shows its stderr."""
+    result = run_cli(*args, cwd=cwd, **kw)
+    assert result.returncode == 0, f"charlm {args} failed ({result.returncode}):\n" \
+                                   f"{result.stderr}"
+    return result
 
 
 def charlm(*args, cwd, check=True, env=None, **popen):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from charlm.bench import bench_eval_and_sampling, bench_training, train_flops_per_char
+from charlm.cell_table import CELLS
 
 
 def test_flops_per_char_counts_gate_gemms_and_decoder():
@@ -14,7 +15,7 @@ def test_flops_per_char_counts_gate_gemms_and_decoder():
                                                                              65)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", list(CELLS))
 def test_miniature_training_bench_reports_both_loops(cell):
     ids = np.random.default_rng(0).integers(0, 30, 20_000).astype(np.uint8)
     r = bench_training(cell, 16, ids, 30, B=4, T=16, steps=2)

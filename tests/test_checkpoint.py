@@ -1,3 +1,6 @@
+"""Checkpoints: exact save and load, refusing pickles and bad files, atomic writes, and how
+a user names one."""
+
 import os
 import pickle
 
@@ -69,3 +72,11 @@ def test_find_checkpoint_picks_newest_run(tmp_path):
     assert find_checkpoint(tmp_path / "old") == tmp_path / "old" / "best.pt"
     with pytest.raises(CheckpointError, match="no runs with checkpoints"):
         find_checkpoint(None, tmp_path / "none")
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path):
+    path = save_checkpoint({"format_version": 1, "x": torch.ones(3)}, tmp_path / "last.pt")
+    with pytest.raises(Exception):
+        save_checkpoint({"format_version": 1, "bad": lambda: 0}, path)  # unpicklable mid-write
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left

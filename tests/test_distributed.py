@@ -13,6 +13,8 @@ import torch
 
 from helpers import CONFIGS, charlm, scalars
 
+pytestmark = pytest.mark.slow  # every test starts processes
+
 ARGS = ["--config", CONFIGS / "tiny.yaml", "--no-progress", "--seed", 3, "--device", "cpu",
         "--max-steps", 30, "--set", "train.log_interval=1"]
 

@@ -1,9 +1,15 @@
+"""Sampling: seeded and repeatable, one step per character, top-k and nucleus restrictions
+(for any logits), option checks and priming."""
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from charlm.models import CharLM
+from charlm.data import ByteVocab
 from charlm.errors import SamplingError
-from charlm.sampling import check_options, generate, pick_next
+from charlm.models import CharLM
+from charlm.sampling import check_options, generate, pick_next, prepare_prime
 
 V = 30
 
@@ -79,3 +85,37 @@ def test_bad_options(kw, message):
     with pytest.raises(SamplingError, match=None) as info:
         check_options(V, **args)
     assert message in str(info.value)
+
+
+def test_byte_prime_keeps_its_bytes():
+    _, ids = prepare_prime(ByteVocab(), "a\r\nb é")
+    assert bytes(ids.tolist()) == "a\r\nb é".encode()
+
+
+LOGITS = st.lists(st.floats(-30, 30, width=32), min_size=2, max_size=40)
+DRAWS = 300  # rows drawn from the same logits
+
+
+def draws(logits: list[float], seed: int, **kw) -> set[int]:
+    rows = torch.tensor(logits).repeat(DRAWS, 1)
+    return set(pick_next(rows, generator=torch.Generator().manual_seed(seed), **kw).tolist())
+
+
+@settings(max_examples=100, deadline=None)
+@given(logits=LOGITS, data=st.data(), seed=st.integers(0, 2**31))
+def test_top_k_never_samples_outside_the_k_highest(logits, data, seed):
+    k = data.draw(st.integers(1, len(logits)))
+    kth = sorted(logits, reverse=True)[k - 1]
+    allowed = {i for i, v in enumerate(logits) if v >= kth}  # ties with the k-th count too
+    assert draws(logits, seed, top_k=k) <= allowed
+
+
+@settings(max_examples=100, deadline=None)
+@given(logits=LOGITS, top_p=st.floats(0.01, 1.0), seed=st.integers(0, 2**31))
+def test_top_p_never_samples_outside_the_nucleus(logits, top_p, seed):
+    p = torch.softmax(torch.tensor(logits), 0).tolist()  # float32, as pick_next computes it
+    # the smallest set of most likely ids reaching top_p: i is in it when the ids strictly
+    # more likely than i hold less than top_p (ties at the edge may go either way; 1e-6
+    # allows for the rounding of a float32 running sum)
+    allowed = {i for i, pi in enumerate(p) if sum(q for q in p if q > pi) < top_p + 1e-6}
+    assert draws(logits, seed, top_p=top_p) <= allowed

@@ -1,3 +1,7 @@
+"""Corpus sources: files, folders, the standard library, downloads (on loopback only), and
+streaming decoding."""
+
+import codecs
 import functools
 import hashlib
 import http.server
@@ -6,7 +10,8 @@ import threading
 import pytest
 
 from charlm.data import sources as corpora
-from charlm.data.sources import fetch_verified, load_text, pystdlib_files, resolve_sources
+from charlm.data.sources import fetch_verified, iter_decoded, load_text, pystdlib_files, \
+    resolve_sources
 from charlm.errors import DataError
 
 
@@ -66,7 +71,8 @@ def http_dir(tmp_path):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     yield root, f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -100,3 +106,20 @@ def test_offline_download_says_where_to_put_the_file(http_dir, tmp_path):
     dest = tmp_path / "input.txt"
     with pytest.raises(DataError, match=f"put the file at {dest}"):
         fetch_verified(f"{base}/missing.txt", "00" * 32, dest)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 4096])
+def test_streaming_decode_does_not_depend_on_chunk_size(size):
+    raw = codecs.BOM_UTF8 + "héllo\r\nwörld\r\rend\n한국어 ✓\r".encode() * 3
+    whole = "".join(iter_decoded([raw], "x"))
+    pieces = [raw[i:i + size] for i in range(0, len(raw), size)]
+    assert "".join(iter_decoded(pieces, "x")) == whole
+    assert "\r" not in whole and not whole.startswith("\ufeff")
+    assert whole.count("\n") == 3 * 5  # CRLF, CR, CR, LF, CR per repetition
+
+
+def test_decode_error_names_the_global_byte_offset():
+    raw = b"abcdef" * 3 + b"\xc3\x28" + b"xyz"
+    pieces = [raw[i:i + 4] for i in range(0, len(raw), 4)]
+    with pytest.raises(DataError, match="byte 0xc3 at byte offset 18"):
+        "".join(iter_decoded(pieces, "f.txt"))

@@ -1,35 +1,16 @@
 """The encoded-corpus cache: streaming encoding equals whole-text encoding, reuse, invalidation."""
 
-import codecs
-
 import numpy as np
 import pytest
 
-from charlm.data.sources import iter_decoded, load_text
+from charlm.data.sources import load_text
 from charlm.errors import DataError
 from charlm.data.cache import encode_corpus
 from charlm.data import Vocab
 
-from helpers import charlm, CONFIGS
+from helpers import FIXTURES, TINY, run_ok
 
-KOREAN = (__import__("pathlib").Path(__file__).parent / "fixtures" / "korean.txt")
-
-
-@pytest.mark.parametrize("size", [1, 2, 3, 7, 4096])
-def test_streaming_decode_does_not_depend_on_chunk_size(size):
-    raw = codecs.BOM_UTF8 + "héllo\r\nwörld\r\rend\n한국어 ✓\r".encode() * 3
-    whole = "".join(iter_decoded([raw], "x"))
-    pieces = [raw[i:i + size] for i in range(0, len(raw), size)]
-    assert "".join(iter_decoded(pieces, "x")) == whole
-    assert "\r" not in whole and not whole.startswith("\ufeff")
-    assert whole.count("\n") == 3 * 5  # CRLF, CR, CR, LF, CR per repetition
-
-
-def test_decode_error_names_the_global_byte_offset():
-    raw = b"abcdef" * 3 + b"\xc3\x28" + b"xyz"
-    pieces = [raw[i:i + 4] for i in range(0, len(raw), 4)]
-    with pytest.raises(DataError, match="byte 0xc3 at byte offset 18"):
-        "".join(iter_decoded(pieces, "f.txt"))
+KOREAN = FIXTURES / "korean.txt"
 
 
 def test_cache_matches_in_memory_encoding_and_is_reused(tmp_path, stdlib_text, caplog):
@@ -82,10 +63,9 @@ def test_damaged_entry_is_encoded_again(tmp_path):
 
 def test_second_train_uses_the_cache(tmp_path, stdlib_text):
     (tmp_path / "c.txt").write_text(stdlib_text, encoding="utf-8")
-    args = ["--config", CONFIGS / "tiny.yaml", "--data", "c.txt", "--max-steps", 2,
-            "--no-progress", "--seed", 1]
-    first = charlm("train", *args, "--run-name", "a", cwd=tmp_path)
-    second = charlm("train", *args, "--run-name", "b", cwd=tmp_path)
+    args = [*TINY, "--data", "c.txt", "--max-steps", 2]
+    first = run_ok("train", *args, "--run-name", "a", cwd=tmp_path)
+    second = run_ok("train", *args, "--run-name", "b", cwd=tmp_path)
     assert "encoded 1 files" in first.stderr and "using cached encoding" not in first.stderr
     assert "using cached encoding" in second.stderr and "encoded" not in second.stderr
 

@@ -1,0 +1,38 @@
+"""``charlm train --resume`` in-process: overrides logged, frozen keys and other characters
+refused, and an older checkpoint never resumed over a newer last.pt. (Exactness:
+tests/test_resume.py.)"""
+
+from charlm.checkpoint import load_checkpoint
+
+from helpers import TINY, run_cli, run_ok
+
+
+def test_resume_refuses_other_characters(trained, tmp_path):
+    work, _, _ = trained
+    other = tmp_path / "korean.txt"
+    other.write_text("안녕하세요 여러분\n" * 2000, encoding="utf-8")
+    proc = run_cli("train", "--resume", "base", "--data", other, cwd=work)
+    assert proc.returncode == 1 and "vocabulary lacks" in proc.stderr and "'안'" in proc.stderr
+
+
+def test_resume_refuses_frozen_keys_and_logs_overrides(trained):
+    work, _, run = trained
+    proc = run_cli("train", "--resume", "base", "--hidden-size", 64, cwd=work)
+    assert proc.returncode == 1 and "cannot change model.hidden_size (32 -> 64)" in proc.stderr
+    proc = run_ok("train", "--resume", str(run / "last.pt"), "--max-steps", 30, "--lr", 0.002,
+                  cwd=work)
+    assert "resume override: train.max_steps 20 -> 30" in proc.stderr
+    assert "resume override: optim.lr 0.01 -> 0.002" in proc.stderr
+    assert load_checkpoint(run / "last.pt")["state"]["step"] == 30
+
+
+def test_resuming_an_older_checkpoint_never_overwrites_last(trained):
+    work, corpus, _ = trained
+    run_ok("train", *TINY, "--data", corpus, "--run-name", "older", "--max-steps", 40,
+           "--stop-at-step", 35, "--set", "train.eval_interval=10", cwd=work)
+    run = work / "checkpoints" / "older"
+    before = (run / "last.pt").read_bytes()
+    assert load_checkpoint(run / "best.pt")["state"]["step"] <= 30
+    proc = run_cli("train", "--resume", run / "best.pt", cwd=work)
+    assert proc.returncode == 1 and "would overwrite last.pt" in proc.stderr
+    assert (run / "last.pt").read_bytes() == before
