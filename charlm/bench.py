@@ -80,7 +80,7 @@ def bare_loop(model: CharLM, batches: TBPTTBatches, lr: float = 5e-3):
 
     def run(n: int) -> None:
         for _ in range(n):
-            j = state["j"] % batches.full_chunks
+            j = state["j"] % batches.num_chunks
             x, y = batches.chunk(j)
             logits, hidden = model(x, state["hidden"])
             loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())

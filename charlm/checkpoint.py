@@ -19,8 +19,8 @@ import logging
 import os
 import platform
 import re
-import warnings
 import secrets
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,12 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 BEST, LAST = "best.pt", "last.pt"
-REQUIRED_KEYS = ("versions", "config", "vocab", "model", "state")
 LATEST = "latest"
+REQUIRED_KEYS = ("versions", "config", "vocab", "model", "state")
+# What continuing a run needs besides the weights (TrainState's fields and the RNG states).
+RESUME_KEYS = ("optimizer", "rng")
+STATE_KEYS = ("step", "epoch", "chunk", "elapsed_s", "best_val_loss", "last_val_loss",
+              "last_eval_step", "nonfinite_steps")
 
 
 def versions() -> dict[str, str]:
@@ -88,13 +92,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
-                    ) -> dict[str, Any]:
-    """Read a checkpoint safely (``weights_only=True``) onto ``map_location``.
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    resume: bool = False) -> dict[str, Any]:
+    """Read a checkpoint safely (``weights_only=True``) onto ``map_location`` and check that
+    it holds what its use needs.
 
+    Args:
+        resume: also require what continuing the run needs (optimizer, RNG and training
+            state, with exactly :data:`STATE_KEYS`).
     Raises:
         CheckpointError: one line naming the file, if it is missing, not a checkpoint,
-            truncated or corrupt, or of an unknown format version.
+            truncated or corrupt, of an unknown or newer format, or incomplete.
     """
     path = Path(path)
     if not path.is_file():
@@ -113,14 +121,46 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
                               f"({_reason(exc)})") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path} is not a charlm checkpoint (no format_version)")
-    if ckpt["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format {ckpt['format_version']}; this "
-                              f"charlm ({__version__}) reads format {FORMAT_VERSION}")
-    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    _check_format(ckpt, path)
+    missing = [k for k in REQUIRED_KEYS + (RESUME_KEYS if resume else ()) if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path} is an incomplete charlm checkpoint: it lacks "
                               f"{', '.join(missing)}")
+    if resume:
+        _check_resumable(ckpt, path)
     return ckpt
+
+
+def _check_format(ckpt: dict, path: Path) -> None:
+    version = ckpt["format_version"]
+    if version == FORMAT_VERSION:
+        return
+    newer = isinstance(version, int) and version > FORMAT_VERSION
+    by = ckpt.get("versions", {}).get("charlm", "?") if isinstance(ckpt.get("versions"),
+                                                                   dict) else "?"
+    raise CheckpointError(f"{path} has checkpoint format {version}; this charlm ({__version__}) "
+                          f"reads format {FORMAT_VERSION}" + (
+                              f": it was written by a newer charlm ({by}); upgrade charlm to "
+                              f"use it" if newer else ""))
+
+
+def _check_resumable(ckpt: dict, path: Path) -> None:
+    """The training state, optimizer and RNG entries a resume restores, in the shape it
+    expects."""
+    state = ckpt["state"]
+    extra = sorted(set(state) - set(STATE_KEYS)) if isinstance(state, dict) else []
+    lacking = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+    rng = ckpt["rng"]
+    problems = ([f"its state lacks {', '.join(lacking)}"] if lacking else []) + (
+        [f"its state has unknown fields {', '.join(extra)}"] if extra else []) + (
+        ["its optimizer entry is not an optimizer state"] if not isinstance(
+            ckpt["optimizer"], dict) or {"state", "param_groups"} - set(ckpt["optimizer"])
+        else []) + (
+        ["its rng entry lacks the python or torch state"] if not isinstance(rng, dict) or
+        {"python", "torch"} - set(rng) else [])
+    if problems:
+        raise CheckpointError(f"{path} cannot be resumed: {'; '.join(problems)}; start a new "
+                              f"run from its weights with --init-from instead")
 
 
 def _reason(exc: Exception) -> str:
@@ -183,7 +223,8 @@ def _pick(run_dir: Path, prefer: tuple[str, ...]) -> Path | None:
 
 def make_payload(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict,
                  cfg: RunConfig, vocab, hidden=None, rng: dict | None = None,
-                 rng_ranks: list | None = None) -> dict[str, Any]:
+                 rng_ranks: list | None = None, corpus_sha256: str | None = None
+                 ) -> dict[str, Any]:
     """The checkpoint dict (module doc), with what exact resume needs.
 
     Args:
@@ -192,31 +233,62 @@ def make_payload(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state
         hidden: the carried state of all B streams, (L, B, H) (LSTM: a pair).
         rng: this process's RNG states (:func:`charlm.runtime.rng_state`).
         rng_ranks: every rank's RNG states under distributed training (``rng`` is rank 0's).
+        corpus_sha256: digest of the corpus trained on, so a resume can tell it changed.
     """
     return {"format_version": FORMAT_VERSION, "versions": versions(),
             "config": cfg.to_dict(), "vocab": vocab.to_payload(), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "state": state, "hidden": hidden,
-            "rng": rng_ranks[0] if rng_ranks else rng, "rng_ranks": rng_ranks}
+            "rng": rng_ranks[0] if rng_ranks else rng, "rng_ranks": rng_ranks,
+            "corpus": {"sha256": corpus_sha256}}
 
 
-def restore_model(ckpt: dict, device: torch.device | str = "cpu"
+def restore_model(ckpt: dict, device: torch.device | str = "cpu", source: str = "checkpoint"
                   ) -> tuple[CharLM, Vocab | ByteVocab, RunConfig]:
     """Rebuild the model (in eval mode, on ``device``), vocabulary and config of a loaded
-    checkpoint.
+    checkpoint, after checking that they fit together and that every weight is finite.
 
+    Args:
+        source: how to name the checkpoint in errors (its path).
     Raises:
-        CheckpointError: if the stored config or weights do not fit together.
+        CheckpointError: naming the config key, vocabulary problem, or the tensors that are
+            missing, unknown, misshapen or not finite.
     """
     try:
-        cfg = from_dict(ckpt["config"])
+        cfg = from_dict(ckpt["config"], source=f"{source} config")
+    except CharLMError as exc:
+        raise CheckpointError(f"{source} holds an invalid config: {exc}") from None
+    try:
         vocab = vocab_from_payload(ckpt["vocab"])
-        model = create_model(cfg.model, vocab.size)
-        model.load_state_dict(ckpt["model"])
-    except (KeyError, ValueError, RuntimeError, CharLMError) as exc:
-        detail = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
-        raise CheckpointError(f"checkpoint contents are inconsistent: "
-                              f"{detail[:400]}") from None
+    except ValueError as exc:
+        raise CheckpointError(f"{source} holds an invalid vocabulary: {exc}") from None
+    weights = ckpt["model"]
+    bad = [name for name, t in weights.items()
+           if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"{source} holds non-finite weights (NaN or inf) in "
+                              f"{', '.join(bad[:5])}; it cannot be used: take an earlier "
+                              f"checkpoint of the run (best.pt or last.pt)")
+    model = create_model(cfg.model, vocab.size)
+    _load_weights(model, weights, cfg, source)
     return model.to(device).eval(), vocab, cfg
+
+
+def _load_weights(model: CharLM, weights: dict, cfg: RunConfig, source: str) -> None:
+    """``load_state_dict`` with a one-line account of what does not fit."""
+    want = model.state_dict()
+    missing = [k for k in want if k not in weights]
+    unknown = [k for k in weights if k not in want]
+    shapes = [f"{k} {tuple(weights[k].shape)} (expected {tuple(v.shape)})"
+              for k, v in want.items() if k in weights and weights[k].shape != v.shape]
+    m = cfg.model
+    what = f"a {m.cell} {m.num_layers} x {m.hidden_size} model"
+    if missing or unknown or shapes:
+        parts = ([f"lacks {', '.join(missing[:4])}"] if missing else []) + (
+            [f"has unknown {', '.join(unknown[:4])}"] if unknown else []) + (
+            [f"has misshapen {', '.join(shapes[:3])}"] if shapes else [])
+        raise CheckpointError(f"{source} does not hold the weights of {what}, as its config "
+                              f"says: it {'; it '.join(parts)}")
+    model.load_state_dict(weights)
 
 
 def open_checkpoint(target: str | Path | None, checkpoint_dir: str | Path = "checkpoints",
@@ -231,8 +303,13 @@ def open_checkpoint(target: str | Path | None, checkpoint_dir: str | Path = "che
     """
     path = find_checkpoint(target, checkpoint_dir, prefer)
     ckpt = load_checkpoint(path, map_location)
-    logger.info("loaded %s (step %s)", path, ckpt["state"].get("step"))
+    logger.info("loaded %s (step %s)", path, _step(ckpt))
     return path, ckpt
+
+
+def _step(ckpt: dict):
+    state = ckpt.get("state")
+    return state.get("step", "?") if isinstance(state, dict) else "?"
 
 
 def resume_target(target: str, checkpoint_dir: str | Path) -> Path:
@@ -246,8 +323,8 @@ def resume_target(target: str, checkpoint_dir: str | Path) -> Path:
     found = find_checkpoint(target, checkpoint_dir, prefer=(LAST, BEST))
     last = found.parent / LAST
     if found.name != LAST and last.is_file():
-        at, newest = (load_checkpoint(p)["state"]["step"] for p in (found, last))
-        if newest > at:
+        at, newest = (_step(load_checkpoint(p)) for p in (found, last))
+        if isinstance(at, int) and isinstance(newest, int) and newest > at:
             raise CheckpointError(
                 f"{found} is at step {at} but {last} is at step {newest}; resuming from the "
                 f"older one would overwrite {LAST}. Resume from {last}, or start a new run "

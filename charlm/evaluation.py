@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from charlm.data import TBPTTBatches
+from charlm.data.layout import IGNORE
 from charlm.distributed import SINGLE, Dist
 from charlm.errors import DataError
 from charlm.models import CharLM, Hidden, eval_mode, map_hidden
@@ -28,8 +29,9 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
 
     Args:
         logits: (B, T, V) unnormalised scores.
-        targets: (B, T) int64 ids in [0, V).
-        reduction: ``mean`` (nats/char) or ``sum`` (nats).
+        targets: (B, T) int64 ids in [0, V); :data:`~charlm.data.layout.IGNORE` marks a
+            position that is not scored (padding).
+        reduction: ``mean`` (nats per scored char) or ``sum`` (nats).
     Returns:
         Scalar tensor; :func:`charlm.metrics.nats_to_bits` turns nats/char into bpc.
     Raises:
@@ -38,7 +40,8 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
     if logits.shape[:2] != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} "
                          f"differ in (B, T)")
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction=reduction)
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction=reduction,
+                           ignore_index=IGNORE)
 
 
 @torch.inference_mode()
@@ -48,17 +51,18 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
     """Mean loss over a split, the hidden state carried through it.
 
     The split is laid out as in training (:class:`~charlm.data.TBPTTBatches`), each stream's
-    state carried chunk to chunk; the few leftover pairs continue the last stream, so every
-    target in ``ids[1:]`` is scored exactly once. So that the batch size hardly matters, each
-    stream but the first starts from the state left by reading the ``warmup`` characters
-    before it (read, not scored); the first stream starts from zeros, as a batch of 1 would.
-    Under distributed training each rank scores its own block of streams and the sums are
-    reduced, so the figure is the same as one process's.
+    state carried chunk to chunk, so every target in ``ids[1:]`` is scored exactly once. So
+    that the batch size hardly matters, each stream but the first starts from the state left
+    by reading the ``warmup`` characters before it (read, not scored); the first stream starts
+    from zeros, as a batch of 1 would. Streams shorter than ``warmup`` would make the figure
+    depend on the batch size, so the number of streams is capped at (N - 1) // warmup (and
+    the cap logged). Under distributed training each rank scores its own block of streams and
+    the sums are reduced, so the figure is the same as one process's.
 
     Args:
         model: the plain module (not DDP-wrapped: evaluation needs no gradient exchange).
         ids: (N,) encoded split (an array or a memory map).
-        batch_size: streams; lowered when the split is shorter.
+        batch_size: streams; capped as above.
         max_chars: score only the first ``max_chars`` targets; None scores all.
         warmup: characters of context read before each stream (0 starts streams from zeros).
         dist: this process's place in a distributed job.
@@ -73,24 +77,30 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
         raise DataError(f"the split to evaluate has {len(ids)} character(s); it needs at least "
                         f"2 (its size comes from data.train_frac and data.val_frac)")
     device = next(model.parameters()).device
-    B = min(batch_size, len(ids) - 1)
+    B = stream_count(len(ids) - 1, batch_size, warmup)
     batches = TBPTTBatches(ids, B, seq_len, device, rows=dist.rows(B, exact=False))
     # float64 so that millions of summed nats lose nothing; MPS has no float64
     total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64,
                         device=device)
     with eval_mode(model):
         hidden = _warm_state(model, batches, warmup)
-        for j in range(batches.all_chunks if batches.num_rows else 0):
+        for j in range(batches.num_chunks if batches.num_rows else 0):
             x, y = batches.chunk(j)
             logits, hidden = model(x, hidden)
             total += loss_fn(logits, y, reduction="sum")
-        if batches.tail_len:
-            x, y = batches.tail()
-            logits, _ = model(x, map_hidden(hidden, lambda h: h[:, -1:].contiguous())
-                              if hidden is not None else None)
-            total += loss_fn(logits, y, reduction="sum")
     pairs = len(ids) - 1
     return dist.sum_(total).item() / pairs, pairs
+
+
+def stream_count(pairs: int, batch_size: int, warmup: int) -> int:
+    """Streams to score ``pairs`` targets with: ``batch_size``, but none shorter than
+    ``warmup`` (and at least one)."""
+    B = min(batch_size, pairs, max(1, pairs // warmup) if warmup else pairs)
+    if B < batch_size:
+        logger.info("scoring %d targets as %d stream(s), not %d, so that each stream is at "
+                    "least %d long and the figure does not depend on the batch size", pairs, B,
+                    batch_size, warmup)
+    return B
 
 
 def _warm_state(model: CharLM, batches: TBPTTBatches, warmup: int) -> Hidden | None:

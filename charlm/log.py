@@ -39,7 +39,9 @@ def open_writer(log_dir: str | Path, purge_step: int | None = None):
         purge_step: on resume, the first step to be written again; TensorBoard hides events
             at or after it that an interrupted run left, so no step appears twice.
     """
-    from torch.utils.tensorboard import SummaryWriter  # heavy import, only when training
+    from torch.utils.tensorboard import (
+        SummaryWriter,  # heavy import, only when training
+    )
 
     return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 

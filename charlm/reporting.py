@@ -14,18 +14,17 @@ TensorBoard tags: ``train/loss`` ``train/bpc`` ``train/lr`` ``train/grad_norm``
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from charlm.analysis.gates import gate_statistics
 from charlm.analysis.gradflow import model_profile
 from charlm.checkpoint import BEST, LAST, make_payload, save_checkpoint
 from charlm.config import RunConfig
+from charlm.data import Corpus
 from charlm.distributed import SINGLE, Dist
 from charlm.evaluation import evaluate
+from charlm.folders import RunPaths
 from charlm.log import log_gates
 from charlm.metrics import describe_loss, nats_to_bits
 from charlm.models import CharLM, map_hidden
@@ -38,29 +37,20 @@ logger = logging.getLogger(__name__)
 FLOW_KS = (0, 1, 5, 10, 25, 50, 100, 150, 200)  # grad/flow_k... tags logged in training
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    """Where one run writes: its checkpoint folder and its TensorBoard folder."""
-
-    name: str
-    checkpoints: Path
-    logs: Path
-
-
 class Reporter:
     """The hooks of one run.
 
     Args:
         model: the unwrapped module (what checkpoints save).
-        splits: ``{'train', 'val', ...}`` ids of the run's corpus.
+        corpus: the run's corpus: vocabulary, splits and digest.
         writer: a SummaryWriter on rank 0, None elsewhere.
     """
 
-    def __init__(self, model: CharLM, optimizer, cfg: RunConfig, vocab,
-                 splits: dict[str, np.ndarray], paths: RunPaths, writer,
-                 dist: Dist = SINGLE) -> None:
-        self.model, self.optimizer, self.cfg, self.vocab = model, optimizer, cfg, vocab
-        self.splits, self.paths, self.writer, self.dist = splits, paths, writer, dist
+    def __init__(self, model: CharLM, optimizer, cfg: RunConfig, corpus: Corpus,
+                 paths: RunPaths, writer, dist: Dist = SINGLE) -> None:
+        self.model, self.optimizer, self.cfg, self.corpus = model, optimizer, cfg, corpus
+        self.vocab, self.splits = corpus.vocab, corpus.splits
+        self.paths, self.writer, self.dist = paths, writer, dist
         self.gradflow_step = 0  # step of the last gradient-flow log
 
     def hooks(self, should_stop=lambda: False) -> Hooks:
@@ -127,7 +117,7 @@ class Reporter:
             logger.error("step %d: weights are not finite; %s not saved", state.step, name)
             return
         payload = make_payload(self.model, self.optimizer, state.to_dict(), self.cfg,
-                               self.vocab, hidden, rng_state(), rng_ranks)
+                               self.vocab, hidden, rng_state(), rng_ranks, self.corpus.sha256)
         save_checkpoint(payload, self.paths.checkpoints / name)
 
     def log_gradients(self, norms: torch.Tensor | None, step: int) -> None:

@@ -8,26 +8,35 @@ only rank 0 writes files.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
 from charlm.checkpoint import BEST, LAST
 from charlm.config import RunConfig, save_yaml
-from charlm.data import (ByteVocab, Corpus, TBPTTBatches, Vocab, check_trainable, load_corpus,
-                         vocab_from_payload)
+from charlm.data import (
+    ByteVocab,
+    Corpus,
+    TBPTTBatches,
+    Vocab,
+    check_trainable,
+    load_corpus,
+    vocab_from_payload,
+)
 from charlm.data.sources import canonical_spec
 from charlm.distributed import SINGLE, Dist, init_from_env, shutdown
 from charlm.errors import CharLMError, DataError, DistributedError, Interrupted
+from charlm.folders import RunPaths, claim_run, with_name
 from charlm.log import log_hparams, open_writer
 from charlm.metrics import nats_to_bits, unit_noun
-from charlm.models import CharLM, create_model, map_hidden
-from charlm.reporting import Reporter, RunPaths
+from charlm.models import create_model, map_hidden
+from charlm.reporting import Reporter
 from charlm.runtime import resolve_device, restore_rng, seed_everything, stop_on_signals
 from charlm.training import Budget, TrainState, fit, make_optimizer
 
@@ -50,12 +59,14 @@ class TrainResult:
 
 
 def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | None = None,
-              init: dict | None = None) -> TrainResult:
+              init: dict | None = None, allow_corpus_change: bool = False) -> TrainResult:
     """Train one run as ``cfg`` says and return its summary.
 
     Args:
         resume: a loaded checkpoint to continue exactly (its folder is ``resume_dir``).
         init: a loaded checkpoint whose weights and vocabulary start a new run (fine-tuning).
+        allow_corpus_change: resume even if the corpus differs from the one the checkpoint
+            recorded (otherwise refused).
     Raises:
         CharLMError: for bad data, devices or output folders (before anything is trained).
         Interrupted: after SIGINT or SIGTERM, once ``last.pt`` is saved.
@@ -64,20 +75,15 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
     dist, device = init_from_env(resolve_device(cfg.train.device))
     clean = False  # every rank got to the end (or to a stop they agreed on)
     try:
-        cfg = finalize_config(cfg, dist)
-        rows = _rows(cfg, dist, resume is not None)
-        start = resume or init
-        corpus = prepare_data(cfg, vocab_from_payload(start["vocab"]) if start else None, dist)
-        paths = prepare_paths(cfg, resume_dir if resume else None, write=dist.is_main)
-        if dist.is_main:
-            save_yaml(cfg, paths.checkpoints / "config.yaml")
-        logger.info("run %s: seed %d, device %s%s", paths.name, cfg.train.seed, device,
-                    f", resuming at step {resume['state']['step']}" if resume else "")
-        model, optimizer = _build(cfg, corpus.vocab, start, device, dist)
-        state, hidden = (_restore(resume, optimizer, device, rows, dist) if resume
-                         else (TrainState(), None))
-        state = _train(model, optimizer, cfg, corpus, paths, state, hidden, rows, dist,
-                       resumed=resume is not None)
+        with _claimed(finalize_config(cfg, dist), resume_dir if resume else None,
+                      dist) as (cfg, paths):
+            rows = _rows(cfg, dist, resume is not None)
+            start = resume or init
+            corpus = prepare_data(cfg, vocab_from_payload(start["vocab"]) if start else None,
+                                  dist)
+            if resume and not allow_corpus_change:
+                check_same_corpus(resume, corpus, cfg.data.corpus)
+            state = _train(cfg, corpus, paths, start, resume is not None, device, rows, dist)
         clean = True
     except Interrupted:
         clean = True
@@ -92,16 +98,34 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
 
 
 def finalize_config(cfg: RunConfig, dist: Dist = SINGLE) -> RunConfig:
-    """Fill what a run must record to be repeatable: the seed drawn, the run name, and a
-    corpus spec that works from any folder. Under distributed training rank 0's draws are
-    used everywhere."""
+    """Fill what a run must record to be repeatable: the seed drawn and a corpus spec that
+    works from any folder. Under distributed training rank 0's draw is used everywhere."""
     t = cfg.train
-    seed = t.seed if t.seed is not None else secrets.randbelow(2**31)
-    name = t.run_name or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model.cell}"
-    seed, name = dist.gather_objects((seed, name))[0]
+    seed = dist.gather_objects(t.seed if t.seed is not None else secrets.randbelow(2**31))[0]
     return dataclasses.replace(
-        cfg, train=dataclasses.replace(t, seed=seed, run_name=name),
+        cfg, train=dataclasses.replace(t, seed=seed),
         data=dataclasses.replace(cfg.data, corpus=canonical_spec(cfg.data.corpus)))
+
+
+@contextlib.contextmanager
+def _claimed(cfg: RunConfig, resume_dir: Path | None, dist: Dist
+             ) -> Iterator[tuple[RunConfig, RunPaths]]:
+    """Rank 0 claims the run's folders (:func:`~charlm.folders.claim_run`); every rank gets
+    the run's final name and paths, or rank 0's error."""
+    with contextlib.ExitStack() as stack:
+        paths, error = None, None
+        if dist.is_main:
+            try:
+                paths = stack.enter_context(claim_run(cfg, resume_dir))
+            except CharLMError as exc:
+                error = str(exc)
+        name, error = dist.gather_objects((paths.name if paths else None, error))[0]
+        if error:
+            raise CharLMError(error)
+        cfg = with_name(cfg, name)
+        if paths is None:
+            paths = stack.enter_context(claim_run(cfg, resume_dir, write=False))
+        yield cfg, paths
 
 
 def prepare_data(cfg: RunConfig, vocab: Vocab | ByteVocab | None = None, dist: Dist = SINGLE
@@ -136,35 +160,22 @@ def prepare_data(cfg: RunConfig, vocab: Vocab | ByteVocab | None = None, dist: D
     return corpus
 
 
-def prepare_paths(cfg: RunConfig, resume_dir: Path | None = None, write: bool = True
-                  ) -> RunPaths:
-    """Create the run's folders, refusing to overwrite a run that already has checkpoints.
+def check_same_corpus(ckpt: dict, corpus: Corpus, spec: str) -> None:
+    """Refuse to resume on a corpus whose bytes differ from those the checkpoint recorded
+    (the val figures and the data position would no longer mean the same).
 
-    Args:
-        resume_dir: the folder of the checkpoint a resumed run continues; it is reused.
-        write: create the folders (False: only check, as ranks other than 0 do).
     Raises:
-        CharLMError: if the folders cannot be written, or the run name is taken.
+        DataError: naming both digests and the option that accepts the change.
     """
-    t = cfg.train
-    paths = RunPaths(t.run_name, resume_dir or Path(t.checkpoint_dir) / t.run_name,
-                     Path(t.log_dir) / t.run_name)
-    taken = any((paths.checkpoints / f).exists() for f in (BEST, LAST))
-    if taken and resume_dir is None:
-        raise CharLMError(f"run '{t.run_name}' already has checkpoints in {paths.checkpoints}; "
-                          f"continue it with --resume {t.run_name}, or choose another "
-                          f"--run-name (nothing was overwritten)")
-    folders = ((paths.checkpoints, "--checkpoint-dir"), (paths.logs, "--log-dir"))
-    for folder, option in folders if write else ():
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / ".charlm-write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise CharLMError(f"cannot write to {folder}: {exc.strerror or exc}; choose "
-                              f"another folder with {option}") from None
-    return paths
+    saved = (ckpt.get("corpus") or {}).get("sha256")
+    if saved is None:
+        logger.warning("this checkpoint records no corpus digest (written before charlm "
+                       "recorded one): cannot check that %s is unchanged", spec)
+    elif saved != corpus.sha256:
+        raise DataError(f"the corpus {spec} changed since this run's checkpoint (sha256 "
+                        f"{saved[:16]}... then, {corpus.sha256[:16]}... now); resuming would "
+                        f"mix two texts' figures: start a new run with --init-from, or pass "
+                        f"--allow-corpus-change to resume on the new text on purpose")
 
 
 def _rows(cfg: RunConfig, dist: Dist, resuming: bool) -> tuple[int, int]:
@@ -212,21 +223,27 @@ def _restore(resume: dict, optimizer, device: torch.device, rows: tuple[int, int
     return TrainState(**resume["state"]), hidden
 
 
-def _train(model: CharLM, optimizer, cfg: RunConfig, corpus: Corpus, paths: RunPaths,
-           state: TrainState, hidden, rows: tuple[int, int], dist: Dist, resumed: bool
+def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
+           resumed: bool, device: torch.device, rows: tuple[int, int], dist: Dist
            ) -> TrainState:
-    """Lay out the train split, open TensorBoard and run :func:`fit` under the signal
-    handlers; then save ``last.pt`` and the hparams."""
+    """Build (or restore) the model, lay out the train split, open TensorBoard and run
+    :func:`fit` under the signal handlers; then save ``last.pt`` and the hparams."""
     t = cfg.train
-    device = next(model.parameters()).device
+    if dist.is_main:
+        _save_config(cfg, paths)
+    logger.info("run %s: seed %d, device %s%s", paths.name, t.seed, device,
+                f", resuming at step {start['state']['step']}" if resumed else "")
+    model, optimizer = _build(cfg, corpus.vocab, start, device, dist)
+    state, hidden = (_restore(start, optimizer, device, rows, dist) if resumed
+                     else (TrainState(), None))
     batches = TBPTTBatches(corpus.splits["train"], t.batch_size, t.seq_len, device, rows)
-    if resumed and Budget.from_config(t, batches.full_chunks).done(state.step, state.elapsed_s):
+    if resumed and Budget.from_config(t, batches.num_chunks).done(state.step, state.elapsed_s):
         logger.warning("run %s is already at step %d (%.0f s): its budget is spent, nothing "
                        "to train; raise --max-steps / --max-time to continue", paths.name,
                        state.step, state.elapsed_s)
     writer = (open_writer(paths.logs, purge_step=state.step + 1 if resumed else None)
               if dist.is_main else None)
-    reporter = Reporter(model, optimizer, cfg, corpus.vocab, corpus.splits, paths, writer, dist)
+    reporter = Reporter(model, optimizer, cfg, corpus, paths, writer, dist)
     try:
         with stop_on_signals() as received:
             hooks = reporter.hooks(should_stop=lambda: received() is not None)
@@ -238,6 +255,20 @@ def _train(model: CharLM, optimizer, cfg: RunConfig, corpus: Corpus, paths: RunP
         if writer is not None:
             writer.close()
     return state
+
+
+def _save_config(cfg: RunConfig, paths: RunPaths) -> None:
+    """Write the resolved config beside the checkpoints, before the first step.
+
+    Raises:
+        CharLMError: if it cannot be written.
+    """
+    try:
+        save_yaml(cfg, paths.checkpoints / "config.yaml")
+    except OSError as exc:
+        raise CharLMError(f"cannot write {paths.checkpoints / 'config.yaml'}: "
+                          f"{exc.strerror or exc}; choose another folder with "
+                          f"--checkpoint-dir") from None
 
 
 def _after_fit(reporter: Reporter, state: TrainState, hidden, signum: int, paths: RunPaths,

@@ -59,16 +59,22 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
     """
     if temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+    # The best id scores 0 before the division, so no positive temperature, however small,
+    # overflows: a tiny one gives the argmax probability 1 (float64 where the device has it).
+    wide = torch.float32 if logits.device.type == "mps" else torch.float64
+    logits = logits.to(wide)
+    drop = None
+    if top_k is not None and top_k < logits.size(-1):  # chosen on the scores as they are
+        drop = logits < torch.topk(logits, top_k, dim=-1).values[..., -1:]
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
+    if drop is not None:
+        logits = logits.masked_fill(drop, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     if top_p is not None and top_p < 1.0:
         sorted_p, order = probs.sort(dim=-1, descending=True)
-        mass_before = sorted_p.cumsum(dim=-1) - sorted_p
-        sorted_p = sorted_p.masked_fill(mass_before >= top_p, 0.0)  # keeps the top id always
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        outside = sorted_p.cumsum(dim=-1) - sorted_p >= top_p
+        outside[..., 0] = False                       # the most likely id always stays
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p.masked_fill(outside, 0.0))
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 

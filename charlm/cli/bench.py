@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from charlm.cell_table import cell_names
-from charlm.cli.common import cache_option, output_option
+from charlm.cli.common import cache_option, output_option, read_corpus
 
 
 @click.command()
@@ -23,7 +23,6 @@ def bench(data, sizes, cells, steps, cache_dir, output) -> None:
     sampling chars/s, and peak memory; print a table and write JSON."""
     from charlm.bench import run
     from charlm.config import DataConfig
-    from charlm.data import load_corpus
 
     try:
         size_list = [int(s) for s in sizes.split(",") if s.strip()]
@@ -35,6 +34,6 @@ def bench(data, sizes, cells, steps, cache_dir, output) -> None:
     if bad:
         raise click.BadParameter(f"{', '.join(bad)}; choose from {', '.join(cell_names())}",
                                  param_hint="--cells")
-    corpus = load_corpus(DataConfig(), corpus=data, cache_dir=cache_dir)
+    corpus = read_corpus(DataConfig(), None, cache_dir, corpus=data)
     ids = corpus.ids[:2_000_000]
     run(ids, corpus.vocab.size, size_list, cell_list, steps, output, echo=click.echo)

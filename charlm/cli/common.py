@@ -57,6 +57,15 @@ def cache_option(command):
                                "else data/cache"))(command)
 
 
+def read_corpus(data, vocab=None, cache_dir: str | None = None, **changes):
+    """:func:`charlm.data.load_corpus` for a command that takes ``--cache-dir``: no progress
+    bar, and errors name that option."""
+    from charlm.data import load_corpus
+
+    return load_corpus(data, vocab, progress=False, cache_option="--cache-dir PATH",
+                       cache_dir=cache_dir, **changes)
+
+
 def checkpoint_options(many: bool = False, device: str = "auto"):
     """``CHECKPOINT`` (a .pt file, a run folder, a run name or ``latest``; optional),
     ``--checkpoint-dir`` and ``--device``, the same for every command.
@@ -85,7 +94,7 @@ def open_model(checkpoint: str | None, checkpoint_dir: str, device: str = "cpu",
 
     dev = resolve_device(device)
     path, ckpt = open_checkpoint(checkpoint, checkpoint_dir, prefer or (BEST, LAST), dev)
-    model, vocab, cfg = restore_model(ckpt, dev)
+    model, vocab, cfg = restore_model(ckpt, dev, source=str(path))
     return path, ckpt, model, vocab, cfg, dev
 
 

@@ -6,8 +6,15 @@ import json
 
 import click
 
-from charlm.cli.common import cache_option, checkpoint_options, h, open_model, output_option, \
-    text_out
+from charlm.cli.common import (
+    cache_option,
+    checkpoint_options,
+    h,
+    open_model,
+    output_option,
+    read_corpus,
+    text_out,
+)
 
 
 @click.command()
@@ -81,20 +88,24 @@ def eval_(checkpoint, checkpoint_dir, device, data, split, batch_size, encoding,
     The split boundaries come from the checkpoint's config; the state is carried through the
     split, each of the parallel streams first reading the 512 characters before it.
     """
-    from charlm.data import load_corpus
     from charlm.evaluation import evaluate
-    from charlm.metrics import bits_unit, loss_unit, nats_to_bits, perplexity
+    from charlm.metrics import bits_unit, loss_unit, nats_to_bits, perplexity, unit_noun
 
     path, _, model, vocab, cfg, _ = open_model(checkpoint, checkpoint_dir, device)
     d = cfg.data
     corpus = data or d.corpus
-    ids = load_corpus(d, vocab, progress=False, corpus=corpus, encoding=encoding,
-                      cache_dir=cache_dir).splits[split]
+    loaded = read_corpus(d, vocab, cache_dir, corpus=corpus, encoding=encoding)
+    ids, noun = loaded.splits[split], unit_noun(d.unit)
+    if len(loaded.ids) < 2:
+        raise click.ClickException(f"{corpus} holds {len(loaded.ids)} {noun}(s); scoring needs "
+                                   f"at least 2 (one to read, one to predict): give longer text "
+                                   f"with --data")
     if len(ids) < 2:
         raise click.ClickException(
-            f"the {split} split of {corpus} is empty ({len(ids)} characters): this run's "
-            f"data.train_frac {d.train_frac:g} and data.val_frac {d.val_frac:g} leave "
-            f"nothing for it; evaluate another --split")
+            f"the {split} split of {corpus} "
+            f"{'is empty' if not len(ids) else f'has only 1 {noun}'} ({len(loaded.ids)} in "
+            f"all): this run's data.train_frac {d.train_frac:g} and data.val_frac "
+            f"{d.val_frac:g} leave too little for it; evaluate another --split or longer --data")
     loss, n = evaluate(model, ids, batch_size or cfg.train.eval_batch_size, cfg.train.seq_len)
     unit = d.unit
     result = {"checkpoint": str(path), "corpus": corpus, "split": split, "chars": n,

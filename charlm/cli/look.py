@@ -8,7 +8,14 @@ import math
 import click
 
 from charlm.cell_table import cell_names
-from charlm.cli.common import cache_option, checkpoint_options, h, open_model, output_option
+from charlm.cli.common import (
+    cache_option,
+    checkpoint_options,
+    h,
+    open_model,
+    output_option,
+    read_corpus,
+)
 
 
 @click.command()
@@ -45,9 +52,8 @@ def inspect(checkpoint, checkpoint_dir, device, gates, cache_dir) -> None:
     click.echo("config:\n" + yaml.safe_dump(ckpt["config"], sort_keys=False).rstrip())
     if gates:
         from charlm.analysis.gates import format_gates, gate_statistics
-        from charlm.data import load_corpus
 
-        val = load_corpus(cfg.data, vocab, progress=False, cache_dir=cache_dir).splits["val"]
+        val = read_corpus(cfg.data, vocab, cache_dir).splits["val"]
         click.echo("gate saturation (val split):\n" + format_gates(gate_statistics(model, val)))
 
 
@@ -101,7 +107,6 @@ def _fresh_profiles(cells, data, cache_dir, horizon, windows, hidden_size, num_l
     """Profiles of untrained models of each named cell, on ``data`` (default pystdlib)."""
     from charlm.analysis.gradflow import fresh_profiles
     from charlm.config import DataConfig
-    from charlm.data import load_corpus
 
     names = [c.strip() for c in cells.split(",") if c.strip()]
     unknown = [c for c in names if c not in cell_names()]
@@ -109,7 +114,7 @@ def _fresh_profiles(cells, data, cache_dir, horizon, windows, hidden_size, num_l
         raise click.ClickException(f"unknown cell(s) {', '.join(unknown) or '(none given)'}; "
                                    f"--cell takes a comma-separated list of "
                                    f"{', '.join(cell_names())}")
-    corpus = load_corpus(DataConfig(), progress=False, corpus=data, cache_dir=cache_dir)
+    corpus = read_corpus(DataConfig(), None, cache_dir, corpus=data)
     return fresh_profiles(names, corpus.ids, corpus.vocab.size, horizon, windows,
                           hidden_size, num_layers, seed)
 
@@ -120,13 +125,11 @@ def _trained_profiles(checkpoints, checkpoint_dir, device, data, cache_dir, hori
     from pathlib import Path
 
     from charlm.analysis.gradflow import model_profile
-    from charlm.data import load_corpus
 
     profiles = {}
     for target in checkpoints:
         path, _, model, vocab, cfg, _ = open_model(target, checkpoint_dir, device)
-        val = load_corpus(cfg.data, vocab, progress=False, corpus=data,
-                          cache_dir=cache_dir).splits["val"]
+        val = read_corpus(cfg.data, vocab, cache_dir, corpus=data).splits["val"]
         label = f"{Path(path).parent.name}/{Path(path).stem}"
         profiles[label] = model_profile(model, val, horizon, windows, seed)
     return profiles
@@ -153,17 +156,20 @@ def visualize(checkpoint, checkpoint_dir, device, text_file, data, length, units
 
     CHECKPOINT is a .pt file, a run folder, a run name or 'latest' (default: the newest run).
     """
-    from charlm.analysis.units import activations, best_units, choose_units, render_html, \
-        text_features
-    from charlm.data import load_corpus
+    from charlm.analysis.units import (
+        activations,
+        best_units,
+        choose_units,
+        render_html,
+        text_features,
+    )
 
     path, _, model, vocab, cfg, _ = open_model(checkpoint, checkpoint_dir, device)
     if vocab.unit != "char":
         raise click.ClickException("visualize colours one character per model step; this "
                                    "model reads bytes (data.unit byte), which it does not "
                                    "support; use charlm inspect --gates or gradflow")
-    corpus = load_corpus(cfg.data, vocab, progress=False, corpus=text_file or data,
-                         cache_dir=cache_dir)
+    corpus = read_corpus(cfg.data, vocab, cache_dir, corpus=text_file or data)
     ids = (corpus.ids if text_file else corpus.splits["val"])[:length]
     text = vocab.decode(ids)
     acts = activations(model, ids)

@@ -43,9 +43,12 @@ def config_options(command):
                    "config and are logged.")
 @click.option("--init-from", type=click.Path(), metavar="CHECKPOINT",
               help="Start a new run from these weights and vocabulary (fine-tuning).")
+@click.option("--allow-corpus-change", is_flag=True,
+              help="With --resume: continue even though the corpus's bytes differ from those "
+                   "the checkpoint recorded.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any config key; repeatable.")
-def train(config_file, resume, init_from, sets, **options) -> None:
+def train(config_file, resume, init_from, allow_corpus_change, sets, **options) -> None:
     """Train a model; checkpoints go to checkpoints/<run>/, TensorBoard events to runs/<run>/.
 
     Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves last.pt and exits; continue
@@ -57,7 +60,7 @@ def train(config_file, resume, init_from, sets, **options) -> None:
     if resume and init_from:
         raise click.UsageError("--resume continues a run; --init-from starts a new one from "
                                "its weights: give one of them")
-    r = _start_run(resume, init_from, config_file, sets, options)
+    r = _start_run(resume, init_from, config_file, sets, options, allow_corpus_change)
     if not r.main:  # another rank of a torchrun job: rank 0 reports
         return
     if r.paused:
@@ -69,20 +72,27 @@ def train(config_file, resume, init_from, sets, **options) -> None:
                f"{r.val_bpc:.4f}, checkpoint {r.best_path}")
 
 
-def _start_run(resume, init_from, config_file, sets, options):
+def _start_run(resume, init_from, config_file, sets, options, allow_corpus_change=False):
     """Resolve the config (new, resumed or fine-tuned run) and train."""
-    from charlm.checkpoint import find_checkpoint, load_checkpoint, resume_target
+    from charlm.checkpoint import (
+        find_checkpoint,
+        load_checkpoint,
+        restore_model,
+        resume_target,
+    )
     from charlm.config import build_config
     from charlm.config.overrides import config_for_init, config_for_resume
     from charlm.run import train_run
 
     checkpoint_dir = options["train.checkpoint_dir"] or "checkpoints"
+    if not (resume or init_from):
+        return train_run(build_config(config_file, sets, options))
+    path = (resume_target(resume, checkpoint_dir) if resume
+            else find_checkpoint(init_from, checkpoint_dir))
+    ckpt = load_checkpoint(path, resume=bool(resume))
+    restore_model(ckpt, source=str(path))  # every check, before anything is written
     if resume:
-        path = resume_target(resume, checkpoint_dir)
-        ckpt = load_checkpoint(path)
         cfg = config_for_resume(ckpt["config"], path.parent, config_file, sets, options)
-        return train_run(cfg, resume=ckpt, resume_dir=path.parent)
-    if init_from:
-        ckpt = load_checkpoint(find_checkpoint(init_from, checkpoint_dir))
-        return train_run(config_for_init(ckpt["config"], config_file, sets, options), init=ckpt)
-    return train_run(build_config(config_file, sets, options))
+        return train_run(cfg, resume=ckpt, resume_dir=path.parent,
+                         allow_corpus_change=allow_corpus_change)
+    return train_run(config_for_init(ckpt["config"], config_file, sets, options), init=ckpt)

@@ -1,10 +1,26 @@
 """Typed run configuration: the schema (:mod:`.schema`), resolving files and overrides
 (:mod:`.resolve`) and the config of runs that start from a checkpoint (:mod:`.overrides`)."""
 
-from charlm.config.resolve import (build_config, changed_keys, describe_keys, from_dict,
-                                   load_yaml, parse_set, save_yaml, validate)
-from charlm.config.schema import (SECTIONS, DataConfig, ModelConfig, OptimConfig, RunConfig,
-                                  SampleConfig, TrainConfig, keys)
+from charlm.config.resolve import (
+                                   build_config,
+                                   changed_keys,
+                                   describe_keys,
+                                   from_dict,
+                                   load_yaml,
+                                   parse_set,
+                                   save_yaml,
+                                   validate,
+)
+from charlm.config.schema import (
+                                   SECTIONS,
+                                   DataConfig,
+                                   ModelConfig,
+                                   OptimConfig,
+                                   RunConfig,
+                                   SampleConfig,
+                                   TrainConfig,
+                                   keys,
+)
 from charlm.errors import ConfigError
 
 __all__ = ["SECTIONS", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",

@@ -19,6 +19,7 @@ changed file gets a new entry and an unchanged one is never encoded twice.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import hashlib
 import json
 import logging
@@ -33,8 +34,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from charlm.data.sources import file_chunks, iter_decoded, resolve_sources
-from charlm.data.vocab import CODE_POINTS, ByteVocab, Vocab, code_points, format_chars, \
-    vocab_from_payload
+from charlm.data.vocab import (
+    CODE_POINTS,
+    ByteVocab,
+    Vocab,
+    code_points,
+    format_chars,
+    vocab_from_payload,
+)
 from charlm.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -50,6 +57,7 @@ class EncodedCorpus:
     vocab: Vocab | ByteVocab
     folder: Path
     reused: bool  # True when the ids came from the cache without reading the text
+    sha256: str   # of the corpus's bytes (content_sha256)
 
 
 def content_sha256(files: list[Path]) -> str:
@@ -68,8 +76,8 @@ def content_sha256(files: list[Path]) -> str:
 
 def encode_corpus(spec: str, data_dir: str | Path = "data", cache_dir: str | Path = "data/cache",
                   unit: str = "char", encoding: str = "utf-8", errors: str = "strict",
-                  vocab: Vocab | ByteVocab | None = None, progress: bool | None = None
-                  ) -> EncodedCorpus:
+                  vocab: Vocab | ByteVocab | None = None, progress: bool | None = None,
+                  cache_option: str = "--set data.cache_dir=PATH") -> EncodedCorpus:
     """The ids of corpus ``spec``, from the cache when it has them, else encoded into it.
 
     Args:
@@ -79,6 +87,7 @@ def encode_corpus(spec: str, data_dir: str | Path = "data", cache_dir: str | Pat
         vocab: a checkpoint's vocabulary to encode with (resume, fine-tuning, evaluation);
             None takes the corpus's own.
         progress: show a tqdm bar (None: only on a terminal).
+        cache_option: the running command's option for the cache folder, named in errors.
     Raises:
         DataError: for unreadable or undecodable text, an empty corpus, characters outside
             ``vocab`` (listed), or a cache folder that cannot be written.
@@ -102,7 +111,7 @@ def encode_corpus(spec: str, data_dir: str | Path = "data", cache_dir: str | Pat
             return hit
     meta = {"format": FORMAT_VERSION, "corpus": spec, "files": len(files), "sha256": digest,
             **options, "bytes": sum(f.stat().st_size for f in files)}
-    corpus = _write(folder, files, meta, vocab, progress)
+    corpus = _write(folder, files, meta, vocab, progress, cache_option)
     seconds = time.perf_counter() - began
     logger.info("corpus %s: encoded %d files, %.1f MB into %s in %.1f s (%.1f MB/s)", spec,
                 len(files), meta["bytes"] / 1e6, folder, seconds, meta["bytes"] / 1e6 / seconds)
@@ -144,13 +153,15 @@ def _load(folder: Path) -> EncodedCorpus | None:
         if stat.st_mtime_ns != meta["ids_mtime_ns"]:  # rewritten since it was encoded
             raise ValueError("ids.bin was modified after encoding")
         ids = np.memmap(ids_path, dtype=dtype, mode="c", shape=(meta["length"],))
-        return EncodedCorpus(ids, vocab_from_payload(meta["vocab"]), folder, True)
+        return EncodedCorpus(ids, vocab_from_payload(meta["vocab"]), folder, True,
+                             meta["sha256"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         logger.warning("ignoring damaged cache entry %s (%s); encoding again", folder, exc)
         return None
 
 
-def _write(folder: Path, files: list[Path], meta: dict, vocab, progress) -> EncodedCorpus:
+def _write(folder: Path, files: list[Path], meta: dict, vocab, progress, cache_option: str
+           ) -> EncodedCorpus:
     """Encode into a temporary folder, then rename it into place (atomic; a concurrent
     writer of the same entry simply wins)."""
     tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
@@ -172,14 +183,14 @@ def _write(folder: Path, files: list[Path], meta: dict, vocab, progress) -> Enco
     except OSError as exc:
         raise DataError(f"cannot write the encoded corpus to {folder.parent}: "
                         f"{exc.strerror or exc}; choose another folder with "
-                        f"--set data.cache_dir=PATH") from None
+                        f"{cache_option}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     loaded = _load(folder)
     if loaded is None:
         raise DataError(f"the encoded corpus in {folder} could not be read back; delete the "
                         f"folder and run again")
-    return EncodedCorpus(loaded.ids, loaded.vocab, folder, False)
+    return dataclasses.replace(loaded, reused=False)
 
 
 def _encode_into(out, files: list[Path], meta: dict, vocab, progress) -> tuple:
@@ -193,9 +204,10 @@ def _encode_into(out, files: list[Path], meta: dict, vocab, progress) -> tuple:
             return ByteVocab(), _copy_bytes(out, files, bar)
         chunks = lambda: _text_chunks(files, meta, bar)  # noqa: E731 (one pass each call)
         vocab = vocab or _scan_vocab(chunks())
-        if vocab is None:
+        length = _write_ids(out, chunks(), vocab) if vocab is not None else 0
+        if not length:  # a checkpoint's vocabulary skips the scan that would have noticed
             raise _empty(files)
-        return vocab, _write_ids(out, chunks(), vocab)
+        return vocab, length
 
 
 def _copy_bytes(out, files: list[Path], bar) -> int:

@@ -36,6 +36,7 @@ class Corpus:
         splits: ``{'train', 'val', 'test'}`` -> views of ``ids`` cut by the split fractions.
         folder: the cache entry the ids live in.
         reused: True when the ids came from the cache without reading the text.
+        sha256: digest of the corpus's bytes (sizes and contents of its files, in order).
     """
 
     ids: np.ndarray
@@ -43,10 +44,12 @@ class Corpus:
     splits: dict[str, np.ndarray]
     folder: Path
     reused: bool
+    sha256: str
 
 
 def load_corpus(data: DataConfig, vocab: Vocab | ByteVocab | None = None,
-                progress: bool | None = None, **changes) -> Corpus:
+                progress: bool | None = None, cache_option: str = "--set data.cache_dir=PATH",
+                **changes) -> Corpus:
     """Encode the corpus ``data`` names (or reuse its cached encoding) and split it.
 
     Args:
@@ -54,6 +57,7 @@ def load_corpus(data: DataConfig, vocab: Vocab | ByteVocab | None = None,
         vocab: a checkpoint's vocabulary to encode with (resume, fine-tuning, evaluation);
             None builds one from the text.
         progress: show a tqdm bar while encoding (None: only on a terminal).
+        cache_option: how the running command sets the cache folder, for the error message.
         changes: ``DataConfig`` fields to replace first, e.g. ``corpus=`` for other text.
     Raises:
         DataError: for unreadable or undecodable text, an empty corpus, characters outside
@@ -61,6 +65,7 @@ def load_corpus(data: DataConfig, vocab: Vocab | ByteVocab | None = None,
     """
     d = dataclasses.replace(data, **{k: v for k, v in changes.items() if v is not None})
     encoded = encode_corpus(d.corpus, d.data_dir, d.cache_dir, d.unit, d.encoding, d.errors,
-                            vocab, progress=progress)
+                            vocab, progress=progress, cache_option=cache_option)
     splits = split_ids(encoded.ids, d.train_frac, d.val_frac)
-    return Corpus(encoded.ids, encoded.vocab, splits, encoded.folder, encoded.reused)
+    return Corpus(encoded.ids, encoded.vocab, splits, encoded.folder, encoded.reused,
+                  encoded.sha256)

@@ -52,6 +52,9 @@ def as_tensor(ids: np.ndarray, device: torch.device | str) -> torch.Tensor:
     return out
 
 
+IGNORE = -100  # a target that is not scored (F.cross_entropy's ignore_index)
+
+
 @dataclass
 class TBPTTBatches:
     """A split laid out as B contiguous streams for truncated back-propagation through time.
@@ -63,8 +66,10 @@ class TBPTTBatches:
         pairs:   |----- stream 0 -----|----- stream 1 -----| ... |-- stream B-1 --|tail|
         step j:  [ jT : (j+1)T ] of each stream  ->  x, y of shape (B, T)
 
-    The last R = (N-1) - B*S < B pairs (``tail``) continue stream B-1; only evaluation reads
-    them, so it covers every pair exactly once.
+    One pass takes ``num_chunks`` = ceil(S / T) steps and uses every pair exactly once, in
+    training as in evaluation: the last step is shorter when T does not divide S, and the
+    last R = (N-1) - B*S < B pairs (the tail) continue stream B-1 in that last step, whose
+    other rows are padded with unscored targets (:data:`IGNORE`).
 
     ``rows = (r0, r1)`` keeps streams r0..r1-1 of that layout (one rank's share under
     distributed training); the layout itself, S and the tail depend only on N and B.
@@ -98,30 +103,28 @@ class TBPTTBatches:
         self._tail_start = used
 
     @property
-    def full_chunks(self) -> int:
-        """Steps of exactly T columns in one pass (the train epoch length)."""
-        return self.stream_len // self.seq_len
-
-    @property
-    def all_chunks(self) -> int:
-        """Steps in one pass when the last one may be shorter than T (evaluation)."""
+    def num_chunks(self) -> int:
+        """Steps in one pass over the split (the train epoch length)."""
         return -(-self.stream_len // self.seq_len)
 
     def chunk(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets of step j, each (B', T') int64 with T' <= T."""
+        """Inputs and targets of step j, each (B', T') int64: T' = T except in the last step,
+        which is shorter, or longer by the tail for the last row (targets :data:`IGNORE`
+        pad the other rows)."""
         cols = slice(j * self.seq_len, (j + 1) * self.seq_len)
-        return self.inputs[:, cols].long(), self.targets[:, cols].long()
-
-    def tail(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The R leftover pairs as (1, R) int64 inputs and targets (R may be 0)."""
-        start = self._tail_start
-        x = self._data[start:start + self.tail_len].long().unsqueeze(0)
-        y = self._data[start + 1:start + 1 + self.tail_len].long().unsqueeze(0)
+        x, y = self.inputs[:, cols].long(), self.targets[:, cols].long()
+        if j < self.num_chunks - 1 or not self.tail_len or not self.num_rows:
+            return x, y
+        start, R = self._tail_start, self.tail_len
+        pad = lambda t, v: torch.cat([t, t.new_full((t.shape[0], R), v)], dim=1)  # noqa: E731
+        x, y = pad(x, 0), pad(y, IGNORE)
+        x[-1, -R:] = self._data[start:start + R].long()
+        y[-1, -R:] = self._data[start + 1:start + 1 + R].long()
         return x, y
 
     @property
     def num_pairs(self) -> int:
-        """Targets covered by these rows' chunks plus the tail (N - 1 for all rows)."""
+        """Targets covered by these rows in one pass (N - 1 for all rows)."""
         return self.num_rows * self.stream_len + self.tail_len
 
 

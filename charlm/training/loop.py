@@ -107,7 +107,7 @@ class _Loop:
         self.optimizer, self.batches, self.state, self.hooks = optimizer, batches, state, hooks
         self.train, self.optim, self.dist = train, optim, dist
         device = batches.inputs.device
-        self.budget = Budget.from_config(train, batches.full_chunks)
+        self.budget = Budget.from_config(train, batches.num_chunks)
         self.autocast = torch.bfloat16 if train.precision == "bf16" else None
         step_model = torch.compile(model) if train.compile else model  # checkpoints: ``model``
         self.step_model = dist.wrap(step_model, device)
@@ -135,7 +135,7 @@ class _Loop:
     def step(self, hidden: Hidden | None) -> Hidden | None:
         """One optimizer update on the next chunk; returns the carried state."""
         s = self.state
-        if s.chunk >= self.batches.full_chunks:  # the epoch is over: wrap, reset the state
+        if s.chunk >= self.batches.num_chunks:  # the epoch is over: wrap, reset the state
             s.epoch, s.chunk, hidden = s.epoch + 1, 0, None
         self.lr = lr_at(self.optim, s.step,
                         self.budget.progress(s.step, s.elapsed_s + self.reserve_s))

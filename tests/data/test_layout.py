@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charlm.data import TBPTTBatches, check_trainable, split_ids
+from charlm.data.layout import IGNORE
 from charlm.errors import DataError
 
 
@@ -22,14 +23,15 @@ def test_splits_are_contiguous_and_cover_everything():
 def test_tbptt_layout_rows_continue_across_steps():
     ids = np.arange(1, 42, dtype=np.uint8)  # 41 ids -> 40 pairs
     b = TBPTTBatches(ids, batch_size=3, seq_len=4)
-    assert b.stream_len == 13 and b.tail_len == 1 and b.full_chunks == 3 and b.all_chunks == 4
+    assert b.stream_len == 13 and b.tail_len == 1 and b.num_chunks == 4
     x0, y0 = b.chunk(0)
     x1, _ = b.chunk(1)
     assert x0.dtype == torch.int64 and x0.shape == (3, 4)
     assert x0[1].tolist() == [14, 15, 16, 17] and y0[1].tolist() == [15, 16, 17, 18]
     assert x1[1, 0].item() == x0[1, -1].item() + 1        # row b of step j+1 continues row b
-    xt, yt = b.tail()
-    assert xt.tolist() == [[40]] and yt.tolist() == [[41]]  # continues the last stream
+    xl, yl = b.chunk(3)       # the last step: 1 column left, and the tail on the last row
+    assert xl.tolist() == [[13, 0], [26, 0], [39, 40]]
+    assert yl.tolist() == [[14, IGNORE], [27, IGNORE], [40, 41]]
     assert b.num_pairs == 40
 
 
@@ -41,10 +43,10 @@ def test_too_short_corpus_says_sizes():
 
 
 def pairs_of(batches: TBPTTBatches) -> list[tuple[int, int]]:
-    """Every (input, target) pair the chunks and the tail hold, in reading order."""
-    pieces = [batches.chunk(j) for j in range(batches.all_chunks)] + [batches.tail()]
+    """Every scored (input, target) pair one pass of chunks holds, in reading order."""
+    pieces = [batches.chunk(j) for j in range(batches.num_chunks)] if batches.num_rows else []
     return [(x, y) for xs, ys in pieces
-            for x, y in zip(xs.flatten().tolist(), ys.flatten().tolist())]
+            for x, y in zip(xs.flatten().tolist(), ys.flatten().tolist()) if y != IGNORE]
 
 
 @st.composite
@@ -59,7 +61,7 @@ def layouts(draw):
 
 @settings(max_examples=100, deadline=None)
 @given(layouts())
-def test_chunks_and_tail_cover_every_pair_once(layout):
+def test_one_pass_of_chunks_covers_every_pair_once(layout):
     n, batch_size, seq_len, cuts = layout
     ids = np.arange(n, dtype=np.int64)          # id = position: a pair is (i, i + 1)
     every = [(i, i + 1) for i in range(n - 1)]

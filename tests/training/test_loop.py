@@ -1,11 +1,14 @@
 """The truncated-BPTT loop: epochs, hooks and the carried state."""
 
 import math
+from unittest import mock
 
 import numpy as np
 
 from charlm.config import build_config
 from charlm.data import TBPTTBatches
+from charlm.data.layout import IGNORE
+from charlm.evaluation import loss_fn
 from charlm.models import CharLM
 from charlm.training import Hooks, TrainState, fit, make_optimizer
 
@@ -25,3 +28,20 @@ def test_fit_wraps_epochs_and_resets_state():
     assert (state.step, state.epoch, state.chunk) == (7, 1, 3)  # 4 chunks per epoch
     assert saved == [3, 6] and logged and math.isfinite(logged[-1]["loss"])
     assert hidden.shape == (1, 2, 8)
+
+
+def test_every_training_target_is_used_each_epoch():
+    """One epoch trains on every target once: the last step is shorter, and the pairs left
+    over after B equal streams continue the last stream in it."""
+    cfg = build_config(sets=["train.max_epochs=1", "train.max_time=null", "train.batch_size=4",
+                             "train.seq_len=50", "train.progress=false"])
+    ids = np.arange(400, dtype=np.int64)            # id = position: target t is the pair t
+    batches = TBPTTBatches(ids, 4, 50)              # 399 pairs: 4 streams of 99, 3 left over
+    model = CharLM(400, "gru", 4, 8, 1)
+    with mock.patch("charlm.training.step.loss_fn", wraps=loss_fn) as spy:
+        state, _ = fit(model, make_optimizer(model, cfg.optim), batches, TrainState(), Hooks(),
+                       cfg.train, cfg.optim)
+    targets = [int(t) for call in spy.call_args_list for t in call.args[1].flatten()
+               if t != IGNORE]
+    assert state.step == 2 and state.epoch == 0     # ceil(99 / 50) steps make an epoch
+    assert sorted(targets) == list(range(1, 400))
