@@ -27,6 +27,7 @@ import torch
 from charlm.cell_table import cell_names, get_cell
 from charlm.config import build_config
 from charlm.data import TBPTTBatches
+from charlm.errors import CharLMError
 from charlm.evaluation import evaluate
 from charlm.models import CharLM, detach_hidden
 from charlm.sampling import generate
@@ -165,6 +166,10 @@ def run(ids: np.ndarray, V: int, sizes=(128, 256, 512, 1024), cells=cell_names()
     echo("LSTM 2x512: " + ", ".join(f"{k} {v:,.0f}" for k, v in report["inference"].items()))
     echo(f"peak RSS: {report['peak_rss_mib']:.0f} MiB")
     if out:
-        Path(out).write_text(json.dumps(report, indent=2))
+        try:
+            Path(out).write_text(json.dumps(report, indent=2))
+        except OSError as exc:
+            raise CharLMError(f"cannot write {out}: {exc.strerror or exc}; the figures are "
+                              f"printed above; choose another --output") from None
         echo(f"wrote {out}")
     return report

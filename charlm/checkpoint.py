@@ -190,6 +190,14 @@ def find_checkpoint(target: str | Path | None, checkpoint_dir: str | Path = "che
     Raises:
         CheckpointError: if nothing matches, saying where it looked.
     """
+    try:
+        return _find(target, Path(checkpoint_dir), prefer)
+    except OSError as exc:  # a name too long, a path through a file, permissions, ...
+        what = f"checkpoint {target}" if target else f"--checkpoint-dir {checkpoint_dir}"
+        raise CheckpointError(f"cannot use {what}: {exc.strerror or exc}") from None
+
+
+def _find(target: str | Path | None, checkpoint_dir: Path, prefer: tuple[str, ...]) -> Path:
     if target is None or str(target) == LATEST:
         root = Path(checkpoint_dir)
         runs = [p for p in root.glob("*/") if _pick(p, prefer)] if root.is_dir() else []
@@ -281,13 +289,13 @@ def _load_weights(model: CharLM, weights: dict, cfg: RunConfig, source: str) -> 
     shapes = [f"{k} {tuple(weights[k].shape)} (expected {tuple(v.shape)})"
               for k, v in want.items() if k in weights and weights[k].shape != v.shape]
     m = cfg.model
-    what = f"a {m.cell} {m.num_layers} x {m.hidden_size} model"
+    what = f"the {m.cell} model its config describes ({m.num_layers} x {m.hidden_size})"
     if missing or unknown or shapes:
         parts = ([f"lacks {', '.join(missing[:4])}"] if missing else []) + (
             [f"has unknown {', '.join(unknown[:4])}"] if unknown else []) + (
             [f"has misshapen {', '.join(shapes[:3])}"] if shapes else [])
-        raise CheckpointError(f"{source} does not hold the weights of {what}, as its config "
-                              f"says: it {'; it '.join(parts)}")
+        raise CheckpointError(f"{source} does not hold the weights of {what}: it "
+                              f"{'; it '.join(parts)}")
     model.load_state_dict(weights)
 
 

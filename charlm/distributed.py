@@ -22,6 +22,7 @@ References:
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 import os
 from dataclasses import dataclass
@@ -159,11 +160,16 @@ def init_from_env(device: torch.device, timeout_s: float = 1800.0) -> tuple[Dist
 def shutdown(dist: Dist, wait: bool = True) -> None:
     """Leave the process group (a no-op for a single process).
 
+    The DDP wrapper holds the group through reference cycles (its hooks), so it is
+    collected first: freed later, at interpreter exit, its C++ parts could outlive the group
+    and abort the process ("terminate called without an active exception").
+
     Args:
         wait: first wait for every rank (a clean end), so that no rank tears its connections
             down while another is still using them; False after an error on this rank.
     """
     if dist.enabled and torch.distributed.is_initialized():
+        gc.collect()
         if wait:
             dist.barrier()
         torch.distributed.destroy_process_group()

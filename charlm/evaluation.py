@@ -8,6 +8,7 @@ Losses are mean negative log-likelihood of the next character in nats/char
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -97,10 +98,16 @@ def stream_count(pairs: int, batch_size: int, warmup: int) -> int:
     ``warmup`` (and at least one)."""
     B = min(batch_size, pairs, max(1, pairs // warmup) if warmup else pairs)
     if B < batch_size:
-        logger.info("scoring %d targets as %d stream(s), not %d, so that each stream is at "
+        _say_once("scoring %d targets as %d stream(s), not %d, so that each stream is at "
                     "least %d long and the figure does not depend on the batch size", pairs, B,
                     batch_size, warmup)
     return B
+
+
+@functools.lru_cache(maxsize=16)
+def _say_once(message: str, *args) -> None:
+    """Log a message once per process for the same arguments (periodic evaluations repeat)."""
+    logger.info(message, *args)
 
 
 def _warm_state(model: CharLM, batches: TBPTTBatches, warmup: int) -> Hidden | None:

@@ -31,6 +31,7 @@ from typing import Iterator
 
 from charlm.config import RunConfig
 from charlm.errors import CharLMError
+from charlm.runtime import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -154,22 +155,12 @@ def _release_if_stale(lock: Path, name: str) -> None:
     if host != socket.gethostname():
         raise CharLMError(f"run '{name}' is held by process {pid} on {host} ({lock}); if that "
                           f"process is gone, delete the file, or choose another --run-name")
-    if pid > 0 and _alive(pid):
+    if pid > 0 and process_alive(pid):
         raise CharLMError(f"run '{name}' is in use by process {pid} ({lock}); wait for it to "
                           f"finish, or choose another --run-name")
     logger.warning("run '%s': taking over the lock of process %s, which is gone (it crashed "
                    "or was killed)", name, pid)
     lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _prepare_logs(paths: RunPaths, resumed: bool) -> None:

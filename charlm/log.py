@@ -32,18 +32,80 @@ def setup_logging(verbosity: int = 0) -> None:
                         force=True)
 
 
-def open_writer(log_dir: str | Path, purge_step: int | None = None):
-    """A SummaryWriter on ``log_dir`` (created if needed); the caller closes it.
+def open_writer(log_dir: str | Path, purge_step: int | None = None) -> "SafeWriter":
+    """A SummaryWriter on ``log_dir`` (created if needed), guarded by :class:`SafeWriter`;
+    the caller closes it.
 
     Args:
         purge_step: on resume, the first step to be written again; TensorBoard hides events
             at or after it that an interrupted run left, so no step appears twice.
     """
-    from torch.utils.tensorboard import (
-        SummaryWriter,  # heavy import, only when training
-    )
+    from torch.utils.tensorboard import SummaryWriter  # heavy import, only when writing
 
-    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+    _quiet_writer_threads()
+    return SafeWriter(SummaryWriter(log_dir=str(log_dir), purge_step=purge_step), log_dir)
+
+
+class SafeWriter:
+    """A SummaryWriter (or its file writer) whose first failed write (a full disk, a file-size
+    limit) logs one warning and turns TensorBoard off for the rest of the run, so the run,
+    its checkpoints and its report go on.
+
+    Every method of the wrapped writer is available; after a failure they do nothing.
+    """
+
+    def __init__(self, writer, log_dir: str | Path, failed: list | None = None) -> None:
+        self._writer, self._log_dir = writer, log_dir
+        self._failed = failed if failed is not None else []  # shared with file_writer
+
+    @property
+    def failed(self) -> bool:
+        """True once a write failed."""
+        return bool(self._failed)
+
+    @property
+    def file_writer(self) -> "SafeWriter":
+        return SafeWriter(self._writer.file_writer, self._log_dir, self._failed)
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._writer, name)
+        if not callable(attr):
+            return attr
+
+        def guarded(*args, **kwargs):
+            if self._failed:
+                return None
+            try:
+                return attr(*args, **kwargs)
+            except OSError as exc:
+                self._failed.append(exc)
+                logger.warning("cannot write TensorBoard events to %s (%s); the run goes on "
+                               "without them, and its checkpoints are still saved",
+                               self._log_dir, exc.strerror or exc)
+                return None
+        return guarded
+
+
+def _quiet_writer_threads() -> None:
+    """Keep TensorBoard's writer thread from printing a traceback when a write fails: the
+    error reaches the main thread at its next write, where :class:`SafeWriter` reports it."""
+    import threading
+
+    try:
+        from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
+    except ImportError:  # another tensorboard: its thread may print, the run still goes on
+        return
+
+    previous = threading.excepthook
+    if getattr(previous, "charlm_quiet", False):
+        return
+
+    def hook(args) -> None:
+        if isinstance(args.thread, _AsyncWriterThread) and issubclass(args.exc_type, OSError):
+            return
+        previous(args)
+    hook.charlm_quiet = True
+    threading.excepthook = hook
 
 
 def flat_hparams(config: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

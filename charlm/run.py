@@ -18,6 +18,7 @@ from typing import Iterator
 
 import torch
 
+from charlm.analysis.gradflow import BURN_IN
 from charlm.checkpoint import BEST, LAST
 from charlm.config import RunConfig, save_yaml
 from charlm.data import (
@@ -31,7 +32,7 @@ from charlm.data import (
 )
 from charlm.data.sources import canonical_spec
 from charlm.distributed import SINGLE, Dist, init_from_env, shutdown
-from charlm.errors import CharLMError, DataError, DistributedError, Interrupted
+from charlm.errors import CharLMError, ConfigError, DataError, DistributedError, Interrupted
 from charlm.folders import RunPaths, claim_run, with_name
 from charlm.log import log_hparams, open_writer
 from charlm.metrics import nats_to_bits, unit_noun
@@ -155,9 +156,28 @@ def prepare_data(cfg: RunConfig, vocab: Vocab | ByteVocab | None = None, dist: D
     if len(s["val"]) < 2:
         raise DataError(f"the val split has {len(s['val'])} {unit_noun(unit)}(s) of "
                         f"{len(corpus.ids)}; raise data.val_frac or give a longer corpus")
+    check_late_values(cfg, corpus)
     logger.info("vocab_size %d (%s); split sizes train %d, val %d, test %d", corpus.vocab.size,
                 unit, len(s["train"]), len(s["val"]), len(s["test"]))
     return corpus
+
+
+def check_late_values(cfg: RunConfig, corpus: Corpus) -> None:
+    """Config values that only the data can check, checked before the first step rather than
+    at the evaluation or log point that would use them.
+
+    Raises:
+        ConfigError: naming the key and how to set it.
+    """
+    s, t, V = cfg.sample, cfg.train, corpus.vocab.size
+    if s.top_k is not None and s.top_k > V:
+        raise ConfigError(f"sample.top_k is {s.top_k} but the vocabulary has {V} entries; "
+                          f"lower it with --set sample.top_k=N (N <= {V})")
+    need = BURN_IN + t.gradflow_horizon + 3
+    if t.log_gradflow_interval and len(corpus.splits["train"]) < need:
+        raise ConfigError(f"train.gradflow_horizon {t.gradflow_horizon} needs a train split of "
+                          f"{need} ids, this one has {len(corpus.splits['train'])}; lower it "
+                          f"with --set train.gradflow_horizon=K")
 
 
 def check_same_corpus(ckpt: dict, corpus: Corpus, spec: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import signal
 import threading
@@ -42,6 +43,17 @@ def resolve_device(name: str, option: str = "--device") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise CharLMError(f"device mps was asked for but is not available; use {option} cpu")
     return device
+
+
+def process_alive(pid: int) -> bool:
+    """True if a process with this id runs on this machine (ours or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def seed_everything(seed: int) -> None:

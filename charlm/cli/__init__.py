@@ -28,6 +28,10 @@ class _Group(click.Group):
                 click.ClickException(str(exc))
             error.exit_code = getattr(exc, "exit_code", 1)  # 130 / 143 after a signal
             raise error from None
+        except OSError as exc:  # the last resort: a path or device the system refused
+            where = f" {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"cannot use{where}: {exc.strerror or exc}; check the "
+                                       f"paths and folders given to this command") from None
 
 
 class _Stopped(click.ClickException):

@@ -100,16 +100,16 @@ def open_model(checkpoint: str | None, checkpoint_dir: str, device: str = "cpu",
 
 @contextlib.contextmanager
 def text_out(output: str | None):
-    """A UTF-8 file, or stdout made unable to fail on characters its encoding lacks."""
-    if output is not None:
-        try:
-            fh = open(output, "w", encoding="utf-8", newline="\n")
-        except OSError as exc:
-            raise click.ClickException(f"cannot write {output}: {exc.strerror}; choose "
-                                       f"another --output") from None
-        with fh:
-            yield fh
+    """A UTF-8 file, or stdout made unable to fail on characters its encoding lacks. A write
+    that fails (a full disk) ends the command with one line; what was written stays."""
+    if output is None:
+        if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+            sys.stdout.reconfigure(errors="backslashreplace")
+        yield sys.stdout
         return
-    if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
-        sys.stdout.reconfigure(errors="backslashreplace")
-    yield sys.stdout
+    try:
+        with open(output, "w", encoding="utf-8", newline="\n") as fh:
+            yield fh
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}; choose "
+                                   f"another --output") from None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import secrets
 
 import click
 
@@ -52,8 +54,11 @@ def sample(checkpoint, checkpoint_dir, device, length, temperature, top_k, top_p
     top_k, top_p = (s.top_k if top_k is None else top_k), (s.top_p if top_p is None else top_p)
     check_options(vocab.size, temperature, top_k, top_p, length)
     shown, prime_ids = prepare_prime(vocab, prime, drop_unknown)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(seed) if seed is not None else gen.seed()
+    if seed is None:  # drawn, and said, so that a good sample can be had again
+        seed = secrets.randbelow(2**63)
+        logging.getLogger("charlm.sampling").info("seed %d (--seed %d gives this sample "
+                                                  "again)", seed, seed)
+    gen = torch.Generator(device=dev).manual_seed(seed)
     steps = generate(model, prime_ids.to(dev), length, num_samples, temperature, top_k, top_p,
                      gen)
     with text_out(output) as out:

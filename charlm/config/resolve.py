@@ -26,6 +26,9 @@ from charlm.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 _RUN_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]+$")
+# Names Windows cannot create as files or folders, with any extension (CON.txt too).
+_WINDOWS_RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])(\..*)?$", re.IGNORECASE)
+MAX_RUN_NAME = 100  # characters; suffixes and file names are added to it
 
 
 def _closest(name: str, options: Iterable[str]) -> str:
@@ -99,6 +102,11 @@ def _apply(cfg: RunConfig, key: str, value: Any, source: str) -> RunConfig:
     sub = getattr(cfg, section)
     fields = {f.name: f for f in dataclasses.fields(sub)}
     if name not in fields:
+        home = [sec for sec, cls in SECTIONS.items()
+                if name in {f.name for f in dataclasses.fields(cls)}]
+        if home:
+            raise ConfigError(f"unknown config key '{key}' ({source}): '{name}' is a key of "
+                              f"the '{home[0]}' section; use {home[0]}.{name}")
         valid = [f"{section}.{n}" for n in fields]
         raise ConfigError(f"unknown config key '{key}' ({source}){_closest(key, valid)}; "
                           f"keys of '{section}' are {', '.join(fields)}")
@@ -121,6 +129,27 @@ def _flatten(tree: Mapping[str, Any], source: str) -> dict[str, Any]:
     return flat
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.first, self.second = key, first, second
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, except that a key given twice in one mapping is an error (YAML
+    1.2 requires unique keys; PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise _DuplicateKey(key, seen[key], line)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file as flat dotted keys.
 
@@ -135,7 +164,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text; give a YAML file") from None
     try:
-        tree = yaml.safe_load(text)
+        tree = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"config file {path} gives {exc.key!r} twice (lines {exc.first} and "
+                          f"{exc.second}); the second would silently replace the first: merge "
+                          f"them") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -214,13 +247,30 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"optim.min_lr ({cfg.optim.min_lr:g}) is above optim.lr "
                           f"({cfg.optim.lr:g}); the decay goes down to min_lr")
     t = cfg.train
-    if t.run_name is not None and not _RUN_NAME.match(t.run_name):
-        raise ConfigError(f"train.run_name {t.run_name!r} must be a plain folder name of "
-                          f"letters, digits, '.', '_' and '-' (no '/', not '.' or '..')")
+    if t.run_name is not None:
+        _check_run_name(t.run_name)
     if t.max_steps is None and t.max_epochs is None and t.max_time is None:
         raise ConfigError("no stopping rule: set train.max_steps, train.max_epochs or "
                           "train.max_time (e.g. --max-time 300)")
     return cfg
+
+
+def _check_run_name(name: str) -> None:
+    """A run name that is one folder name on every system.
+
+    Raises:
+        ConfigError: for a path, a reserved or a too long name.
+    """
+    if not _RUN_NAME.match(name):
+        raise ConfigError(f"train.run_name {name!r} must be a plain folder name of "
+                          f"letters, digits, '.', '_' and '-' (no '/', not '.' or '..')")
+    if _WINDOWS_RESERVED.match(name) or name.endswith("."):
+        raise ConfigError(f"train.run_name {name!r} is a name Windows cannot create (a device "
+                          f"name such as CON or NUL, or a trailing '.'); choose another "
+                          f"--run-name")
+    if len(name) > MAX_RUN_NAME:
+        raise ConfigError(f"train.run_name is {len(name)} characters long; use at most "
+                          f"{MAX_RUN_NAME} (--run-name)")
 
 
 def save_yaml(cfg: RunConfig, path: str | Path) -> None:

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from charlm.data.vocab import (
     vocab_from_payload,
 )
 from charlm.errors import DataError
+from charlm.runtime import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +166,8 @@ def _write(folder: Path, files: list[Path], meta: dict, vocab, progress, cache_o
            ) -> EncodedCorpus:
     """Encode into a temporary folder, then rename it into place (atomic; a concurrent
     writer of the same entry simply wins)."""
-    tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
+    _clean_stale(folder.parent)
+    tmp = folder.parent / f".tmp-{folder.name}-{socket.gethostname()}-{os.getpid()}"
     try:
         if folder.exists():  # a damaged entry (a readable one would have been used)
             shutil.rmtree(folder)
@@ -191,6 +194,22 @@ def _write(folder: Path, files: list[Path], meta: dict, vocab, progress, cache_o
         raise DataError(f"the encoded corpus in {folder} could not be read back; delete the "
                         f"folder and run again")
     return dataclasses.replace(loaded, reused=False)
+
+
+def _clean_stale(cache_dir: Path, max_age_s: float = 86400.0) -> None:
+    """Remove the temporary folders of encodings that died (``kill -9``): those of a process
+    of this host that is gone, and any older than ``max_age_s``."""
+    host = socket.gethostname()
+    for tmp in cache_dir.glob(".tmp-*") if cache_dir.is_dir() else ():
+        owner, _, pid = tmp.name.rpartition("-")
+        try:
+            old = time.time() - tmp.stat().st_mtime > max_age_s
+            gone = owner.endswith(f"-{host}") and pid.isdigit() and not process_alive(int(pid))
+        except OSError:
+            continue
+        if old or gone:
+            logger.info("removing %s, left by an encoding that did not finish", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _encode_into(out, files: list[Path], meta: dict, vocab, progress) -> tuple:

@@ -37,6 +37,7 @@ TINYSHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/mast
 TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 NAMED_CORPORA = ("pystdlib", "tinyshakespeare")
 CHUNK_BYTES = 16 << 20  # read and encode 16 MiB at a time
+SHOW_SKIPPED = 20  # skipped paths of a corpus folder named one by one; -v names the rest
 _SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
 
 
@@ -147,19 +148,48 @@ def _is_binary(path: Path) -> bool:
 
 
 def text_files(root: Path) -> list[Path]:
-    """Non-hidden, non-binary files under ``root``, recursively, in sorted path order."""
+    """The text files under ``root``, recursively, in sorted path order.
+
+    The rule: a regular file is read, also through a symbolic link to one; skipped, and each
+    logged with the reason, are hidden files and folders (a name starting with '.'), binary
+    files (a NUL byte in the first 8 KiB, which is also how UTF-16 text looks), links whose
+    target is missing, links to folders (not followed: a link can make a loop), and anything
+    that is not a regular file (a FIFO, a socket, a device).
+    """
     found, skipped = [], []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        here = Path(dirpath)
+        for name in sorted(dirnames):
+            reason = "hidden" if name.startswith(".") else \
+                "a link to a folder, not followed" if (here / name).is_symlink() else None
+            if reason:
+                skipped.append((here / name, reason))
+        dirnames[:] = sorted(d for d in dirnames
+                             if not d.startswith(".") and not (here / d).is_symlink())
         for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if not name.startswith(".") and path.is_file():
-                (skipped if _is_binary(path) else found).append(path)
-    if skipped:
-        logger.warning("skipped %d file(s) under %s that hold NUL bytes (binary, or UTF-16 "
-                       "text: convert it to UTF-8 to include it): %s", len(skipped), root,
-                       ", ".join(str(p.relative_to(root)) for p in sorted(skipped)[:5]))
+            path = here / name
+            reason = _skip_reason(path)
+            (skipped.append((path, reason)) if reason else found.append(path))
+    for i, (path, reason) in enumerate(sorted(skipped)):
+        logger.log(logging.WARNING if i < SHOW_SKIPPED else logging.DEBUG,
+                   "skipped %s (%s)", path, reason)
+    if len(skipped) > SHOW_SKIPPED:
+        logger.warning("skipped %d more path(s) under %s (-v lists them)",
+                       len(skipped) - SHOW_SKIPPED, root)
     return sorted(found)
+
+
+def _skip_reason(path: Path) -> str | None:
+    """Why a file found in a corpus folder is not read, or None to read it."""
+    if path.name.startswith("."):
+        return "hidden"
+    if path.is_symlink() and not path.exists():
+        return "a link whose target is missing"
+    if not path.is_file():
+        return "not a regular file"
+    if _is_binary(path):
+        return "binary: it holds NUL bytes; UTF-16 text looks so too, convert it to UTF-8"
+    return None
 
 
 def pystdlib_files() -> list[Path]:
@@ -225,7 +255,15 @@ def resolve_sources(spec: str, data_dir: str | Path = "data") -> list[Path]:
         return pystdlib_files()
     if spec == "tinyshakespeare":
         return [_tinyshakespeare(Path(data_dir))]
-    path = Path(spec).expanduser()
+    try:
+        return _spec_files(Path(spec).expanduser(), spec)
+    except OSError as exc:  # a name too long, a path through a file, permissions, ...
+        raise DataError(f"cannot use --data {spec!r}: {exc.strerror or exc}; give a text "
+                        f"file or folder") from None
+
+
+def _spec_files(path: Path, spec: str) -> list[Path]:
+    """The files of a path spec (a folder or a file)."""
     if path.is_dir():
         files = text_files(path)
         if not files:

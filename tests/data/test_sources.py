@@ -29,7 +29,7 @@ def test_directory_spec_reads_text_files_sorted(tmp_path, caplog):
     (tmp_path / "img.bin").write_bytes(b"\x89PNG\x00\x00")
     (tmp_path / ".hidden").write_text("no\n")
     assert load_text(str(tmp_path)) == "first\nsecond\n"
-    assert "skipped 1 file(s)" in caplog.text and "img.bin" in caplog.text
+    assert "img.bin (binary: it holds NUL bytes" in caplog.text and ".hidden (hidden)" in caplog.text
 
 
 @pytest.mark.parametrize("make, message", [

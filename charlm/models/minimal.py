@@ -1,0 +1,194 @@
+"""minGRU and minLSTM: gated linear recurrences whose gates see only the input, so training
+computes every time step at once and sampling still runs one step at a time.
+
+Shape legend: B batch, T time steps, E input size, H hidden size (the residual width), L layers.
+
+One layer's recurrence (Feng et al. 2024, sections 3.1 and 3.2)::
+
+    minGRU:   z_t = sigma(W_z x_t),  h~_t = g(W_h x_t),  h_t = (1 - z_t) * h_{t-1} + z_t * h~_t
+    minLSTM:  f_t = sigma(W_f x_t),  i_t = sigma(W_i x_t),  h~_t = g(W_h x_t)
+              f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t)
+              h_t = f'_t * h_{t-1} + i'_t * h~_t
+
+Both are ``h_t = a_t * h_{t-1} + b_t`` with ``a_t, b_t`` known for all t before the scan. The
+paper's g (``x + 0.5`` for x >= 0, ``sigmoid(x)`` below) keeps h~ and therefore h positive, so
+the scan can run in log space: ``log h_t = a*_t + logcumsumexp(log b - a*)_t`` with
+``a*_t = sum_{s <= t} log a_s`` (Heinsen 2023), stable where a plain cumulative product of the
+a_t would underflow.
+
+Stacking (the paper's language models, appendix C): each layer is a pre-norm residual block,
+``x = x + rec(LN(x))`` then ``x = x + MLP(LN(x))`` with a two-layer MLP of width ``2H``, so that
+depth trains like a transformer's; an input projection maps E to H and a final LayerNorm feeds
+the decoder. The hidden state is the recurrence's ``h`` of every layer, ``(L, B, H)``, carried
+across TBPTT chunks like any other core's.
+
+References:
+    Feng, Tung, Ahmed, Bengio & Hajimirsadeghi 2024, "Were RNNs all we needed?",
+    arXiv:2410.01201. Heinsen 2023, "Efficient parallelization of a ubiquitous sequential
+    computation", arXiv:2311.06281 (the log-space scan).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+MLP_RATIO = 2
+
+
+def g(x: Tensor) -> Tensor:
+    """The paper's positive activation: ``x + 0.5`` for x >= 0, ``sigmoid(x)`` below."""
+    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+
+
+def log_g(x: Tensor) -> Tensor:
+    """``log g(x)``, computed without forming g(x) where it is tiny."""
+    return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
+
+
+def scan_log(log_a: Tensor, log_b: Tensor, h0: Tensor | None) -> Tensor:
+    """``h_t = a_t * h_{t-1} + b_t`` for all t at once, in log space (Heinsen 2023).
+
+    Args:
+        log_a: (B, T, H) log coefficients, <= 0.
+        log_b: (B, T, H) log values (b_t > 0).
+        h0: (B, H) positive state before step 1, or None for zeros.
+    Returns:
+        (B, T, H) states h_1..h_T.
+    """
+    a_star = torch.cumsum(log_a, dim=1)                                   # (B, T, H)
+    terms = log_b - a_star
+    if h0 is not None:
+        terms = torch.cat([torch.log(h0).unsqueeze(1), terms], dim=1)    # (B, T+1, H)
+        a_star = F.pad(a_star, (0, 0, 1, 0))
+    return torch.exp(a_star + torch.logcumsumexp(terms, dim=1))[:, -log_a.shape[1]:]
+
+
+def scan_sequential(a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
+    """The same recurrence one step at a time (the reference, and sampling's path).
+
+    Args:
+        a, b: (B, T, H) coefficients and values.
+        h0: (B, H) state before step 1, or None for zeros.
+    Returns:
+        (B, T, H) states h_1..h_T.
+    """
+    h = torch.zeros_like(b[:, 0]) if h0 is None else h0
+    out = []
+    for t in range(a.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        out.append(h)
+    return torch.stack(out, dim=1)
+
+
+class MinRecurrence(nn.Module):
+    """One minGRU or minLSTM recurrence, (B, T, H) -> (B, T, H).
+
+    Args:
+        size: H.
+        kind: ``mingru`` or ``minlstm``.
+    """
+
+    def __init__(self, size: int, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.gates = nn.Linear(size, (2 if kind == "mingru" else 3) * size)
+
+    def coefficients(self, x: Tensor, log: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """``(a, b, gates)`` of the recurrence for inputs (B, T, H), or their logs.
+
+        The gates recorded are minGRU's ``z`` or minLSTM's normalised ``f`` and ``i``.
+        """
+        if self.kind == "mingru":
+            k_z, k_h = self.gates(x).chunk(2, dim=-1)
+            log_z, log_1mz = -F.softplus(-k_z), -F.softplus(k_z)          # log z, log(1 - z)
+            log_a, log_b, named = log_1mz, log_z + log_g(k_h), {"z": log_z}
+        else:
+            k_f, k_i, k_h = self.gates(x).chunk(3, dim=-1)
+            diff = F.softplus(-k_f) - F.softplus(-k_i)   # log(f'/i') = log f - log i
+            log_a, log_i = -F.softplus(diff), -F.softplus(-diff)          # log f', log i'
+            log_b, named = log_i + log_g(k_h), {"f": log_a, "i": log_i}
+        if log:
+            return log_a, log_b, named
+        return log_a.exp(), log_b.exp(), {k: v.exp() for k, v in named.items()}
+
+    def forward(self, x: Tensor, h0: Tensor | None = None, parallel: bool = True
+                ) -> tuple[Tensor, dict[str, Tensor]]:
+        """States h_1..h_T (B, T, H) and the gates, by the log-space scan or step by step."""
+        if parallel:
+            log_a, log_b, named = self.coefficients(x, log=True)
+            return scan_log(log_a, log_b, h0), {k: v.exp() for k, v in named.items()}
+        a, b, named = self.coefficients(x, log=False)
+        return scan_sequential(a, b, h0), named
+
+
+class MinBlock(nn.Module):
+    """``x + rec(LN(x))``, then ``x + MLP(LN(x))``: one pre-norm residual layer."""
+
+    def __init__(self, size: int, kind: str, dropout: float) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(size), nn.LayerNorm(size)
+        self.rec = MinRecurrence(size, kind)
+        self.mlp = nn.Sequential(nn.Linear(size, MLP_RATIO * size), nn.GELU(),
+                                 nn.Linear(MLP_RATIO * size, size))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, h0: Tensor | None, parallel: bool
+                ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """(B, T, H) -> (B, T, H) outputs, (B, T, H) recurrence states and the gates."""
+        h, named = self.rec(self.norm1(x), h0, parallel)
+        x = x + self.drop(h)
+        return x + self.drop(self.mlp(self.norm2(x))), h, named
+
+
+class _MinStack(nn.Module):
+    """L residual minGRU/minLSTM blocks over an input projection (module doc)."""
+
+    kind = "mingru"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.proj = nn.Linear(input_size, hidden_size)
+        self.blocks = nn.ModuleList(MinBlock(hidden_size, self.kind, dropout)
+                                    for _ in range(num_layers))
+        self.norm = nn.LayerNorm(hidden_size)
+
+    def run(self, x: Tensor, hidden: Tensor | None, parallel: bool
+            ) -> tuple[Tensor, Tensor, dict[int, dict[str, Tensor]]]:
+        """(B, T, E) -> (B, T, H) outputs, the (L, B, H) final state and every layer's
+        record: its gates and its recurrence state ``h``."""
+        x, finals, record = self.proj(x), [], {}
+        for k, block in enumerate(self.blocks):
+            x, h, named = block(x, None if hidden is None else hidden[k], parallel)
+            finals.append(h[:, -1])
+            record[k] = {**named, "h": h}
+        return self.norm(x), torch.stack(finals), record
+
+    def forward(self, x: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(B, T, E) inputs -> (B, T, H) outputs and the (L, B, H) state after step T."""
+        out, hidden, _ = self.run(x, hidden, parallel=True)
+        return out, hidden
+
+    def step(self, x: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One time step, (B, E) -> (B, H), by the sequential recurrence."""
+        out, hidden, _ = self.run(x.unsqueeze(1), hidden, parallel=False)
+        return out[:, 0], hidden
+
+    def trace(self, x: Tensor, hidden: Tensor | None = None):
+        """:meth:`forward` with each layer's gates and recurrence state ``h`` recorded."""
+        return self.run(x, hidden, parallel=True)
+
+
+class MinGRUCore(_MinStack):
+    """minGRU blocks (Feng et al. 2024, section 3.1)."""
+
+    kind = "mingru"
+
+
+class MinLSTMCore(_MinStack):
+    """minLSTM blocks (Feng et al. 2024, section 3.2)."""
+
+    kind = "minlstm"
