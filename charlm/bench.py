@@ -4,10 +4,13 @@ evaluation and sampling speed, peak memory. ``charlm bench`` and ``scripts/bench
 Shape legend: B batch (streams), T time steps, E embedding size, H hidden size, L layers,
 V vocab size. Speeds are characters per second (chars/s); FLOP counts are multiply-adds x 2.
 
-Model FLOPs per trained character count the matrix products only: each layer's gate GEMMs,
-``2 * G * H * (in + H)`` forward with G the cell table's ``blocks`` (LSTM 4, GRU 3, RNN 1),
-plus the decoder's ``2 * H * V``; training costs three times the forward pass (one forward,
-two for the backward).
+Model FLOPs per trained character count the matrix products only: two FLOPs per weight of
+every matrix the character passes through (for a fused LSTM layer ``2 * 4H * (in + H)``,
+for the decoder ``2 * H * V``; embeddings and elementwise work are not counted); training
+costs three times the forward pass (one forward, two for the backward).
+
+On a GPU every clock reading follows a device synchronisation, and ``precision: bf16`` runs
+both loops' forward passes under the same bfloat16 autocast.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from charlm.cell_table import cell_names, get_cell
+from charlm.cell_table import cell_names
 from charlm.config import build_config
 from charlm.data import TBPTTBatches
 from charlm.errors import CharLMError
@@ -36,55 +39,80 @@ from charlm.training import Hooks, TrainState, fit, make_optimizer
 logger = logging.getLogger(__name__)
 
 
-def machine() -> dict:
+def machine(device: torch.device | None = None) -> dict:
     """Where the figures were measured."""
+    cuda = torch.cuda.is_available() and (device is None or device.type == "cuda")
     return {"platform": platform.platform(), "processor": platform.processor(),
             "cpu_count": os.cpu_count(), "torch": str(torch.__version__),
             "threads": torch.get_num_threads(), "mkldnn": torch.backends.mkldnn.is_available(),
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+            "device": str(device or "cpu"),
+            "cuda": torch.cuda.get_device_name(device) if cuda else None}
 
 
-def gemm_gflops(shapes=((4096, 1024, 2048), (8192, 256, 1024), (2048, 2048, 2048)),
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read after it is honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def gemm_gflops(device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32,
+                shapes=((4096, 1024, 2048), (8192, 256, 1024), (2048, 2048, 2048)),
                 seconds: float = 1.0) -> dict[str, float]:
-    """fp32 matrix-multiply rate, GFLOP/s, for (M, K, N) shapes (the ceiling)."""
+    """Matrix-multiply rate in GFLOP/s for (M, K, N) shapes on ``device`` in ``dtype``: the
+    ceiling the model's FLOP/s is compared with."""
     out = {}
     for m, k, n in shapes:
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a = torch.randn(m, k, device=device, dtype=dtype)
+        b = torch.randn(k, n, device=device, dtype=dtype)
         torch.mm(a, b)
+        synchronize(device)
         reps, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
             torch.mm(a, b)
             reps += 1
+            if reps % 8 == 0:
+                synchronize(device)
+        synchronize(device)
         out[f"{m}x{k}x{n}"] = 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9
     return out
 
 
-def train_flops_per_char(cell: str, E: int, H: int, L: int, V: int) -> float:
-    """Matrix FLOPs of one trained character (forward + backward), see the module doc."""
-    G = get_cell(cell).blocks
-    fwd = sum(2 * G * H * ((E if layer == 0 else H) + H) for layer in range(L)) + 2 * H * V
-    return 3.0 * fwd
+def train_flops_per_char(model: torch.nn.Module) -> float:
+    """Matrix FLOPs of one trained character (forward + backward): three times two FLOPs
+    per weight of every matrix but the embedding (module doc)."""
+    weights = sum(p.numel() for name, p in model.named_parameters()
+                  if p.dim() == 2 and not name.startswith("embedding."))
+    return 3.0 * 2.0 * weights
 
 
-def _timed(run_steps, warmup: int, steps: int) -> float:
-    """Seconds per step of ``run_steps(n)`` after ``warmup`` steps."""
+def _timed(run_steps, warmup: int, steps: int, device: torch.device) -> float:
+    """Seconds per step of ``run_steps(n)`` after ``warmup`` steps, the device synchronised
+    before each clock reading."""
     run_steps(warmup)
+    synchronize(device)
     start = time.perf_counter()
     run_steps(steps)
+    synchronize(device)
     return (time.perf_counter() - start) / steps
 
 
-def bare_loop(model: CharLM, batches: TBPTTBatches, lr: float = 5e-3):
+def bare_loop(model: CharLM, batches: TBPTTBatches, lr: float = 5e-3,
+              autocast: torch.dtype | None = None):
     """A plain PyTorch TBPTT loop over the same data: the reference for charlm's overhead."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     state = {"hidden": None, "j": 0}
+    device = batches.inputs.device.type
 
     def run(n: int) -> None:
         for _ in range(n):
             j = state["j"] % batches.num_chunks
             x, y = batches.chunk(j)
-            logits, hidden = model(x, state["hidden"])
-            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+            with torch.autocast(device, dtype=autocast or torch.bfloat16,
+                                enabled=autocast is not None):
+                logits, hidden = model(x, state["hidden"])
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -106,62 +134,76 @@ def charlm_loop(model: CharLM, batches: TBPTTBatches, cfg):
 
 
 def bench_training(cell: str, H: int, ids: np.ndarray, V: int, B: int = 64, T: int = 128,
-                   L: int = 2, E: int = 64, steps: int = 5) -> dict:
-    """chars/s of charlm's fit loop and of the bare loop, their ratio, FLOP/s."""
+                   L: int = 2, E: int = 64, steps: int = 5,
+                   device: torch.device = torch.device("cpu"), precision: str = "fp32") -> dict:
+    """chars/s of charlm's fit loop and of the bare loop, their ratio, model FLOP/s."""
     cfg = build_config(sets=["train.max_time=null", "train.max_steps=1", "train.progress=false",
                              "train.eval_interval=1000000", "train.checkpoint_interval=1000000",
-                             "train.log_interval=50", "train.log_gates=false"])
-    batches = TBPTTBatches(ids, B, T)
-    result = {"cell": cell, "hidden_size": H, "num_layers": L, "batch_size": B, "seq_len": T}
-    for name, make in (("bare", lambda m: bare_loop(m, batches)),
+                             "train.log_interval=50", "train.log_gates=false",
+                             f"train.precision={precision}"])
+    batches = TBPTTBatches(ids, B, T, device)
+    autocast = torch.bfloat16 if precision == "bf16" else None
+    result = {"cell": cell, "hidden_size": H, "num_layers": L, "batch_size": B, "seq_len": T,
+              "precision": precision}
+    for name, make in (("bare", lambda m: bare_loop(m, batches, autocast=autocast)),
                        ("charlm", lambda m: charlm_loop(m, batches, cfg))):
         torch.manual_seed(0)
-        model = CharLM(V, cell, E, H, L)
-        result[f"{name}_chars_per_s"] = B * T / _timed(make(model), 2, steps)
-    flops = train_flops_per_char(cell, E, H, L, V)
+        model = CharLM(V, cell, E, H, L).to(device)
+        result[f"{name}_chars_per_s"] = B * T / _timed(make(model), 2, steps, device)
+    result["parameters"] = model.num_parameters()
     result["ratio"] = result["charlm_chars_per_s"] / result["bare_chars_per_s"]
-    result["gflops"] = flops * result["charlm_chars_per_s"] / 1e9
+    result["gflops"] = train_flops_per_char(model) * result["charlm_chars_per_s"] / 1e9
     return result
 
 
-def bench_eval_and_sampling(ids: np.ndarray, V: int, H: int = 512, length: int = 400) -> dict:
+def bench_eval_and_sampling(ids: np.ndarray, V: int, H: int = 512, length: int = 400,
+                            device: torch.device = torch.device("cpu"), cell: str = "lstm"
+                            ) -> dict:
     """Evaluation chars/s (batch 64, inference mode) and sampling chars/s at batch 1 and 32
-    for an L = 2 LSTM."""
+    for an L = 2 model of ``cell``."""
     torch.manual_seed(0)
-    model = CharLM(V, "lstm", 64, H, 2)
+    model = CharLM(V, cell, 64, H, 2).to(device)
     n = min(len(ids), 200_000)
+    synchronize(device)
     start = time.perf_counter()
     evaluate(model, ids[:n], 64, 128)
+    synchronize(device)
     out = {"eval_chars_per_s": (n - 1) / (time.perf_counter() - start), "hidden_size": H}
-    prime = torch.tensor([0])
+    prime = torch.tensor([0], device=device)
     for batch in (1, 32):
+        synchronize(device)
         start = time.perf_counter()
         for _ in generate(model, prime, length, batch, 1.0):
             pass
+        synchronize(device)
         out[f"sample_b{batch}_chars_per_s"] = batch * length / (time.perf_counter() - start)
     return out
 
 
 def run(ids: np.ndarray, V: int, sizes=(128, 256, 512, 1024), cells=cell_names(),
-        steps: int = 5, out: str | Path | None = None, echo=print) -> dict:
+        steps: int = 5, out: str | Path | None = None, echo=print,
+        device: torch.device = torch.device("cpu"), precision: str = "fp32",
+        batch_size: int = 64) -> dict:
     """The whole benchmark: prints a table as it goes and returns (and writes) the JSON."""
-    report = {"machine": machine(), "gemm_gflops": gemm_gflops()}
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    report = {"machine": machine(device), "gemm_gflops": gemm_gflops(device, dtype)}
     ceiling = max(report["gemm_gflops"].values())
     echo(f"machine: {report['machine']}")
-    echo("fp32 GEMM GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in
-                                          report["gemm_gflops"].items()))
-    echo(f"{'cell':>5} {'H':>5} {'bare c/s':>10} {'charlm c/s':>11} {'ratio':>6} "
-         f"{'GFLOP/s':>8} {'of GEMM':>8}")
+    echo(f"{precision} GEMM GFLOP/s on {device}: " + ", ".join(
+        f"{k} {v:,.1f}" for k, v in report["gemm_gflops"].items()))
+    echo(f"{'cell':>7} {'H':>5} {'params':>9} {'bare c/s':>11} {'charlm c/s':>11} {'ratio':>6} "
+         f"{'GFLOP/s':>9} {'of GEMM':>8}")
     report["training"] = []
     for cell in cells:
         for H in sizes:
-            r = bench_training(cell, H, ids, V, steps=steps)
+            r = bench_training(cell, H, ids, V, B=batch_size, steps=steps, device=device,
+                               precision=precision)
             r["fraction_of_gemm"] = r["gflops"] / ceiling
             report["training"].append(r)
-            echo(f"{cell:>5} {H:>5} {r['bare_chars_per_s']:>10,.0f} "
-                 f"{r['charlm_chars_per_s']:>11,.0f} {r['ratio']:>6.3f} {r['gflops']:>8.1f} "
+            echo(f"{cell:>7} {H:>5} {r['parameters']:>9,} {r['bare_chars_per_s']:>11,.0f} "
+                 f"{r['charlm_chars_per_s']:>11,.0f} {r['ratio']:>6.3f} {r['gflops']:>9,.1f} "
                  f"{r['fraction_of_gemm']:>8.1%}")
-    report["inference"] = bench_eval_and_sampling(ids, V)
+    report["inference"] = bench_eval_and_sampling(ids, V, device=device)
     report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     echo("LSTM 2x512: " + ", ".join(f"{k} {v:,.0f}" for k, v in report["inference"].items()))
     echo(f"peak RSS: {report['peak_rss_mib']:.0f} MiB")

@@ -1,10 +1,9 @@
-"""The one table of recurrent cells: what ``--cell`` accepts, what each cell records, where it
-comes from and which module builds it. Torch-free, so the CLI and the config can read it
+"""The one table of recurrent cells: what ``--cell`` accepts, what each cell records (its gates;
+their count is ``len(gates)``), where it comes from and which module builds it. Torch-free, so the CLI and the config can read it
 without importing torch.
 
 Everything that lists cells reads this table: the ``--cell`` choices, config validation,
-:func:`charlm.models.create_model`, the benchmark's FLOP count, the gate statistics and the
-tests (parametrised over it). Adding a cell is one entry here and one module that defines its
+:func:`charlm.models.create_model`, the benchmark, the gate statistics and the tests (parametrised over it). Adding a cell is one entry here and one module that defines its
 core (see ``docs/architecture.md``).
 """
 
@@ -26,8 +25,6 @@ class CellSpec:
         sigmoid_gates: the subset of ``gates`` squashed into (0, 1), whose saturation means
             something (Karpathy, Johnson & Fei-Fei 2015, section 4.2).
         state: the tensors of its hidden state, each (L, B, H): ``("h",)`` or ``("h", "c")``.
-        blocks: weight blocks stacked in each layer's input and recurrent matrices (LSTM 4,
-            GRU 3, RNN 1); the model FLOP count is ``2 * blocks * H * (in + H)`` per layer.
         reference: the paper its equations come from.
         core: ``module:Class`` of the recurrent core, built as
             ``Class(input_size, hidden_size, num_layers, dropout)``.
@@ -37,18 +34,17 @@ class CellSpec:
     gates: tuple[str, ...]
     sigmoid_gates: tuple[str, ...]
     state: tuple[str, ...]
-    blocks: int
     reference: str
     core: str
 
 
 CELLS: Mapping[str, CellSpec] = MappingProxyType({spec.name: spec for spec in (
-    CellSpec("rnn", (), (), ("h",), 1,
+    CellSpec("rnn", (), (), ("h",),
              "Elman 1990, Finding structure in time", "charlm.models.fused:RNNCore"),
-    CellSpec("lstm", ("i", "f", "g", "o"), ("i", "f", "o"), ("h", "c"), 4,
+    CellSpec("lstm", ("i", "f", "g", "o"), ("i", "f", "o"), ("h", "c"),
              "Hochreiter & Schmidhuber 1997; Gers, Schmidhuber & Cummins 2000 (forget gate)",
              "charlm.models.fused:LSTMCore"),
-    CellSpec("gru", ("r", "z", "n"), ("r", "z"), ("h",), 3,
+    CellSpec("gru", ("r", "z", "n"), ("r", "z"), ("h",),
              "Cho et al. 2014 (PyTorch's variant: reset gate after the hidden matmul)",
              "charlm.models.fused:GRUCore"),
 )})

@@ -42,6 +42,7 @@ REQUIRED_KEYS = ("versions", "config", "vocab", "model", "state")
 RESUME_KEYS = ("optimizer", "rng")
 STATE_KEYS = ("step", "epoch", "chunk", "elapsed_s", "best_val_loss", "last_val_loss",
               "last_eval_step", "nonfinite_steps")
+NEWER_STATE_KEYS = ("best_step", "evals_since_best")  # absent from older checkpoints
 
 
 def versions() -> dict[str, str]:
@@ -148,7 +149,8 @@ def _check_resumable(ckpt: dict, path: Path) -> None:
     """The training state, optimizer and RNG entries a resume restores, in the shape it
     expects."""
     state = ckpt["state"]
-    extra = sorted(set(state) - set(STATE_KEYS)) if isinstance(state, dict) else []
+    extra = sorted(set(state) - set(STATE_KEYS + NEWER_STATE_KEYS)) if isinstance(state, dict) \
+        else []
     lacking = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
     rng = ckpt["rng"]
     problems = ([f"its state lacks {', '.join(lacking)}"] if lacking else []) + (

@@ -65,6 +65,8 @@ class Reporter:
         for key in ("loss", "lr", "grad_norm", "chars_per_s", "nonfinite_steps"):
             self.writer.add_scalar(f"train/{key}", m[key], state.step)
         self.writer.add_scalar("train/bpc", nats_to_bits(m["loss"]), state.step)
+        self.writer.add_scalar("time/eval_fraction", m["eval_fraction"], state.step)
+        self.writer.add_scalar("time/step_ms", m["step_ms"], state.step)
         every = self.cfg.train.log_gradflow_interval
         if every and state.step // every > self.gradflow_step // every:
             self.gradflow_step = state.step
@@ -78,6 +80,10 @@ class Reporter:
                            t.eval_max_chars, dist=self.dist)
         best = loss < state.best_val_loss
         state.last_val_loss, state.best_val_loss = loss, min(loss, state.best_val_loss)
+        state.best_step = state.step if best else state.best_step
+        state.evals_since_best = 0 if best else state.evals_since_best + 1
+        stalled = t.patience and state.evals_since_best == t.patience
+        state.early_stopped = bool(stalled and t.early_stop)
         if not self.dist.is_main:
             return
         unit = self.cfg.data.unit
@@ -86,6 +92,22 @@ class Reporter:
         if best:
             self.save(state, BEST)
         self.write_eval(state, loss)
+        if stalled:
+            self.warn_stalled(state)
+
+    def warn_stalled(self, state: TrainState) -> None:
+        """Say, in the log and in TensorBoard, that val loss stopped improving, since when,
+        and where the best weights are."""
+        t, unit = self.cfg.train, self.cfg.data.unit
+        text = (f"val loss has not improved for {t.patience} evaluations: best "
+                f"{describe_loss(state.best_val_loss, unit)} at step {state.best_step}, now "
+                f"{describe_loss(state.last_val_loss, unit)} at step {state.step}; the model "
+                f"is overfitting (or the learning rate is too high). "
+                f"{self.paths.checkpoints / BEST} holds the step-{state.best_step} weights")
+        stop = "; stopping (train.early_stop)" if t.early_stop else \
+            "; --set train.early_stop=true stops a run here"
+        logger.warning("%s%s", text, stop)
+        self.writer.add_text("val/stalled", text + stop, state.step)
 
     def write_eval(self, state: TrainState, loss: float) -> None:
         """TensorBoard at an evaluation: val scalars, gate saturation, a seeded sample."""
@@ -93,6 +115,7 @@ class Reporter:
         w.add_scalar("val/loss", loss, step)
         w.add_scalar("val/bpc", nats_to_bits(loss), step)
         w.add_scalar("val/elapsed_s", state.elapsed_s, step)
+        w.add_scalar("val/best_loss", state.best_val_loss, step)
         if t.log_gates:
             log_gates(w, gate_statistics(self.model, self.splits["val"], batch=4, length=128),
                       step)

@@ -30,6 +30,7 @@ from charlm.data import (
     load_corpus,
     vocab_from_payload,
 )
+from charlm.data.named import DOWNLOADS
 from charlm.data.sources import canonical_spec
 from charlm.distributed import SINGLE, Dist, init_from_env, shutdown
 from charlm.errors import CharLMError, ConfigError, DataError, DistributedError, Interrupted
@@ -39,7 +40,7 @@ from charlm.metrics import nats_to_bits, unit_noun
 from charlm.models import create_model, map_hidden
 from charlm.reporting import Reporter
 from charlm.runtime import resolve_device, restore_rng, seed_everything, stop_on_signals
-from charlm.training import Budget, TrainState, fit, make_optimizer
+from charlm.training import Budget, TrainState, fit, lr_at, make_optimizer, optim_lr
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ class TrainResult:
     paused: bool = False  # stopped before the budget was spent; continue with --resume
     main: bool = True     # False on ranks other than 0, which report nothing
     unit: str = "char"    # data.unit: losses are per char or per byte
+    session_s: float = 0.0  # training seconds of this command (elapsed_s counts every one)
+    early_stopped: bool = False  # train.early_stop ended the run at its patience
+    best_step: int = -1   # the step whose weights best.pt holds
 
 
 def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | None = None,
@@ -92,10 +96,13 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
     finally:
         shutdown(dist, wait=clean)
     best = paths.checkpoints / BEST
+    began = resume["state"]["elapsed_s"] if resume else 0.0
     return TrainResult(paths.name, state.step, state.elapsed_s, state.last_val_loss,
                        nats_to_bits(state.last_val_loss),
                        best if best.exists() else paths.checkpoints / LAST,
-                       paused=not state.finished, main=dist.is_main, unit=cfg.data.unit)
+                       paused=not state.finished, main=dist.is_main, unit=cfg.data.unit,
+                       session_s=state.elapsed_s - began, early_stopped=state.early_stopped,
+                       best_step=state.best_step)
 
 
 def finalize_config(cfg: RunConfig, dist: Dist = SINGLE) -> RunConfig:
@@ -152,6 +159,10 @@ def prepare_data(cfg: RunConfig, vocab: Vocab | ByteVocab | None = None, dist: D
         raise DataError(errors[0])  # every rank reports the encoder's error
     corpus = corpus or load_corpus(cfg.data, vocab, progress=False)
     s, unit = corpus.splits, cfg.data.unit
+    published = DOWNLOADS.get(cfg.data.corpus)
+    if published and published.unit != unit:
+        logger.warning("%s's published results model %ss: --set data.unit=%s compares with "
+                       "them", cfg.data.corpus, published.unit, published.unit)
     check_trainable(len(s["train"]), cfg.train.batch_size, cfg.train.seq_len)
     if len(s["val"]) < 2:
         raise DataError(f"the val split has {len(s['val'])} {unit_noun(unit)}(s) of "
@@ -257,10 +268,9 @@ def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
     state, hidden = (_restore(start, optimizer, device, rows, dist) if resumed
                      else (TrainState(), None))
     batches = TBPTTBatches(corpus.splits["train"], t.batch_size, t.seq_len, device, rows)
-    if resumed and Budget.from_config(t, batches.num_chunks).done(state.step, state.elapsed_s):
-        logger.warning("run %s is already at step %d (%.0f s): its budget is spent, nothing "
-                       "to train; raise --max-steps / --max-time to continue", paths.name,
-                       state.step, state.elapsed_s)
+    if resumed:
+        _say_where_resume_goes(cfg, Budget.from_config(t, batches.num_chunks), state,
+                               optim_lr(optimizer), paths.name)
     writer = (open_writer(paths.logs, purge_step=state.step + 1 if resumed else None)
               if dist.is_main else None)
     reporter = Reporter(model, optimizer, cfg, corpus, paths, writer, dist)
@@ -275,6 +285,23 @@ def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
         if writer is not None:
             writer.close()
     return state
+
+
+def _say_where_resume_goes(cfg: RunConfig, budget: Budget, state: TrainState, last_lr: float,
+                           name: str) -> None:
+    """Warn when a resumed run has nothing left to train, or when its new budget makes the
+    learning rate rise again."""
+    if budget.done(state.step, state.elapsed_s):
+        logger.warning("run %s is already at step %d (%.0f s): its budget is spent, nothing "
+                       "to train; raise --max-steps / --max-time to continue", name,
+                       state.step, state.elapsed_s)
+        return
+    now = lr_at(cfg.optim, state.step, budget.progress(state.step, state.elapsed_s))
+    if now > 1.5 * last_lr:
+        logger.warning("run %s: the learning rate rises from %.3g (its last step) to %.3g: the "
+                       "schedule is recomputed over the new budget, a warm restart (Loshchilov "
+                       "& Hutter 2017). To go on at %.3g instead, resume with --set "
+                       "optim.schedule=constant --lr %.3g", name, last_lr, now, last_lr, last_lr)
 
 
 def _save_config(cfg: RunConfig, paths: RunPaths) -> None:

@@ -1,6 +1,7 @@
 """Shared fixtures: small real corpora written into tmp_path (no network, no ../shared needed),
 and one tiny trained run per test module."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,16 @@ import pytest
 from charlm.data.sources import pystdlib_files, read_text_file
 
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default=os.environ.get("CHARLM_TEST_DEVICE", "cpu"),
+                     help="device the tests train and sample on: cpu (default), cuda, cuda:N "
+                          "or mps; also CHARLM_TEST_DEVICE")
+
+
+def pytest_configure(config):
+    os.environ["CHARLM_TEST_DEVICE"] = config.getoption("--device")
 
 
 def stdlib_slice(chars: int) -> str:

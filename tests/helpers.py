@@ -13,6 +13,19 @@ from types import SimpleNamespace
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY = ["--config", CONFIGS / "tiny.yaml", "--no-progress", "--seed", 1]
+# The device the tests run charlm on: python -m pytest --device cuda (tests/conftest.py), or
+# CHARLM_TEST_DEVICE. Every command that takes --device gets it unless the test gives one.
+DEVICE = os.environ.get("CHARLM_TEST_DEVICE", "cpu")
+_DEVICE_COMMANDS = {"train", "sample", "eval", "inspect", "visualize", "gradflow", "bench"}
+
+
+def with_device(args) -> list:
+    """``args`` with ``--device DEVICE`` after the command, where it takes one."""
+    args = [str(a) for a in args]
+    if args and args[0] in _DEVICE_COMMANDS and "--device" not in args and \
+            not {"--help", "-h"} & set(args):
+        return [args[0], "--device", DEVICE, *args[1:]]
+    return args
 
 
 @contextlib.contextmanager
@@ -50,8 +63,7 @@ def run_cli(*args, cwd, env=None, charset="utf-8"):
     os.chdir(cwd)
     try:
         with _root_logging_kept():
-            result = runner.invoke(main, [str(a) for a in args], env=env,
-                                   catch_exceptions=False)
+            result = runner.invoke(main, with_device(args), env=env, catch_exceptions=False)
     finally:
         os.chdir(before)
     return SimpleNamespace(stdout=result.stdout, stderr=result.stderr,
@@ -69,7 +81,7 @@ def run_ok(*args, cwd, **kw):
 def charlm(*args, cwd, check=True, env=None, **popen):
     """Run ``python -m charlm ARGS`` in ``cwd``; return the CompletedProcess."""
     env = dict(os.environ, PYTHONIOENCODING="utf-8") | (env or {})
-    proc = subprocess.run([sys.executable, "-m", "charlm", *map(str, args)], cwd=cwd, env=env,
+    proc = subprocess.run([sys.executable, "-m", "charlm", *with_device(args)], cwd=cwd, env=env,
                           capture_output=True, text=True, encoding="utf-8", timeout=300, **popen)
     if check and proc.returncode != 0:
         raise AssertionError(f"charlm {args} failed ({proc.returncode}):\n{proc.stderr}")
@@ -78,7 +90,7 @@ def charlm(*args, cwd, check=True, env=None, **popen):
 
 def start_charlm(*args, cwd):
     """Start ``python -m charlm ARGS`` in the background; return the Popen."""
-    return subprocess.Popen([sys.executable, "-m", "charlm", *map(str, args)], cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "charlm", *with_device(args)], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             encoding="utf-8")
 

@@ -5,14 +5,15 @@ import pytest
 
 from charlm.bench import bench_eval_and_sampling, bench_training, train_flops_per_char
 from charlm.cell_table import CELLS
+from charlm.models import CharLM
 
 
 def test_flops_per_char_counts_gate_gemms_and_decoder():
     # LSTM, E=64, H=256, L=2, V=65: forward 2*4*256*(64+256) + 2*4*256*512 + 2*256*65
     fwd = 2 * 4 * 256 * 320 + 2 * 4 * 256 * 512 + 2 * 256 * 65
-    assert train_flops_per_char("lstm", 64, 256, 2, 65) == 3 * fwd
-    assert train_flops_per_char("rnn", 64, 256, 2, 65) < train_flops_per_char("gru", 64, 256, 2,
-                                                                             65)
+    assert train_flops_per_char(CharLM(65, "lstm", 64, 256, 2)) == 3 * fwd
+    assert train_flops_per_char(CharLM(65, "rnn", 64, 256, 2)) < \
+        train_flops_per_char(CharLM(65, "gru", 64, 256, 2))
 
 
 @pytest.mark.parametrize("cell", list(CELLS))

@@ -14,7 +14,7 @@ def test_default_yaml_equals_builtin_defaults():
     assert build_config(CONFIGS / "default.yaml") == RunConfig()
 
 
-@pytest.mark.parametrize("name", ["default", "tiny", "shakespeare", "shakespeare-600s"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.yaml")))
 def test_shipped_configs_load(name):
     cfg = build_config(CONFIGS / f"{name}.yaml")
     assert cfg.model.cell in CELLS

@@ -5,35 +5,54 @@ from __future__ import annotations
 import click
 
 from charlm.cell_table import cell_names
-from charlm.cli.common import cache_option, output_option, read_corpus
+from charlm.cli.common import cache_option, h, output_option, read_corpus
+
+# Sizes that fill the device: a GPU needs wider layers and larger batches to be busy.
+SIZES = {"cpu": "128,256,512,1024", "cuda": "256,1024,2048"}
+BATCH = {"cpu": 64, "cuda": 128}
 
 
 @click.command()
 @click.option("--data", default="pystdlib", show_default=True, help="Corpus to train on.")
-@click.option("--sizes", default="128,256,512,1024", show_default=True,
-              help="hidden_size values (L = 2, B = 64, T = 128).")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True, help="bf16: forward passes under bfloat16 autocast.")
+@click.option("--sizes", help=h("hidden_size values (L = 2, T = 128).",
+                                f"{SIZES['cpu']} on a CPU, {SIZES['cuda']} on a GPU"))
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help=h("Streams B.", f"{BATCH['cpu']} on a CPU, {BATCH['cuda']} on a GPU"))
 @click.option("--cells", default="lstm,gru,rnn", show_default=True,
               help="Comma-separated cells of the cell table.")
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed steps per measurement (after 2 warm-up steps).")
 @cache_option
 @output_option("JSON report.", default="bench.json")
-def bench(data, sizes, cells, steps, cache_dir, output) -> None:
-    """Measure GEMM ceiling, training chars/s (charlm vs a bare PyTorch loop), evaluation and
-    sampling chars/s, and peak memory; print a table and write JSON."""
+def bench(data, device, precision, sizes, batch_size, cells, steps, cache_dir,
+          output) -> None:
+    """Measure the matmul ceiling, training chars/s (charlm vs a bare PyTorch loop) and model
+    FLOP/s, evaluation and sampling chars/s, and peak memory; print a table and write JSON.
+    On a GPU every timing follows a device synchronisation."""
     from charlm.bench import run
     from charlm.config import DataConfig
+    from charlm.runtime import resolve_device
 
-    try:
-        size_list = [int(s) for s in sizes.split(",") if s.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{sizes!r}; give integers like 256,512",
-                                 param_hint="--sizes") from None
+    dev = resolve_device(device)
+    kind = "cuda" if dev.type == "cuda" else "cpu"
+    size_list = _integers(sizes or SIZES[kind], "--sizes")
     cell_list = [c.strip() for c in cells.split(",") if c.strip()]
     bad = [c for c in cell_list if c not in cell_names()]
     if bad:
         raise click.BadParameter(f"{', '.join(bad)}; choose from {', '.join(cell_names())}",
                                  param_hint="--cells")
     corpus = read_corpus(DataConfig(), None, cache_dir, corpus=data)
-    ids = corpus.ids[:2_000_000]
-    run(ids, corpus.vocab.size, size_list, cell_list, steps, output, echo=click.echo)
+    run(corpus.ids[:2_000_000], corpus.vocab.size, size_list, cell_list, steps, output,
+        echo=click.echo, device=dev, precision=precision, batch_size=batch_size or BATCH[kind])
+
+
+def _integers(text: str, option: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}; give integers like 256,512",
+                                 param_hint=option) from None

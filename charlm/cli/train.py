@@ -7,6 +7,8 @@ from the one place that defines the key.
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from charlm.cli.common import LiveChoice, h
@@ -67,7 +69,11 @@ def train(config_file, resume, init_from, allow_corpus_change, sets, **options) 
         click.echo(f"paused: run {r.run_name} at step {r.steps}; continue with: "
                    f"charlm train --resume {r.run_name}")
         return
-    click.echo(f"done: run {r.run_name}, {r.steps} steps in {r.elapsed_s:.1f} s, "
+    seconds = f"{r.elapsed_s:.1f} s" if abs(r.session_s - r.elapsed_s) < 0.05 else \
+        f"{r.elapsed_s:.1f} s of training in all ({r.session_s:.1f} s in this command)"
+    early = (f"stopped early at step {r.steps} (val loss stopped improving; best at step "
+             f"{r.best_step}): " if r.early_stopped else "")
+    click.echo(f"done: {early}run {r.run_name}, {r.steps} steps in {seconds}, "
                f"val loss {r.val_loss:.4f} {loss_unit(r.unit)}, val {bits_unit(r.unit)} "
                f"{r.val_bpc:.4f}, checkpoint {r.best_path}")
 
@@ -91,6 +97,8 @@ def _start_run(resume, init_from, config_file, sets, options, allow_corpus_chang
             else find_checkpoint(init_from, checkpoint_dir))
     ckpt = load_checkpoint(path, resume=bool(resume))
     restore_model(ckpt, source=str(path))  # every check, before anything is written
+    logging.getLogger("charlm.checkpoint").info("loaded %s (step %s)", path,
+                                                ckpt["state"].get("step"))
     if resume:
         cfg = config_for_resume(ckpt["config"], path.parent, config_file, sets, options)
         return train_run(cfg, resume=ckpt, resume_dir=path.parent,

@@ -108,6 +108,10 @@ class TrainConfig:
     eval_interval: int = _field(500, "steps between evaluations on the val split", lo=1)
     eval_max_chars: int = _field(200_000, "val characters per periodic evaluation", lo=1)
     eval_batch_size: int = _field(64, "streams during evaluation", lo=1)
+    patience: int = _field(5, "evaluations without a new best val loss before a warning that "
+                           "val stopped improving (overfitting); 0 never warns", lo=0)
+    early_stop: bool = _field(False, "stop the run when that warning comes (best.pt keeps "
+                              "the best weights)")
     checkpoint_interval: int = _field(500, "steps between saves of last.pt", lo=1)
     log_interval: int = _field(50, "steps between train scalars and progress updates", lo=1)
     log_gradflow_interval: int = _field(0, "steps between gradient-flow profiles, per-layer "

@@ -5,9 +5,8 @@ Named corpora:
 * ``pystdlib`` -- the running interpreter's own standard-library ``.py`` sources (no
   site-packages, no test folders), concatenated in sorted path order: about 12 MB of real text
   that is present offline on every machine with Python.
-* ``tinyshakespeare`` -- Karpathy's char-rnn corpus (1,115,394 characters), read from
-  ``<data_dir>/tinyshakespeare/input.txt``; when missing it is downloaded once and verified by
-  its sha256.
+* ``tinyshakespeare``, ``enwik8``, ``text8`` -- downloaded once into ``data_dir`` and
+  checked by their published digests (:mod:`charlm.data.named`).
 
 Text policy (the same for training, evaluation and priming): files are decoded with an explicit
 encoding (UTF-8 by default, never the locale's), a UTF-8 byte-order mark is stripped, and CRLF
@@ -17,25 +16,19 @@ and lone CR line endings become LF.
 from __future__ import annotations
 
 import codecs
-import hashlib
 import itertools
 import logging
 import os
 import sysconfig
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from charlm.data.named import DOWNLOADS, corpus_file
 from charlm.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-TINYSHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/"
-                       "data/tinyshakespeare/input.txt")
-TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-NAMED_CORPORA = ("pystdlib", "tinyshakespeare")
+NAMED_CORPORA = ("pystdlib", *DOWNLOADS)
 CHUNK_BYTES = 16 << 20  # read and encode 16 MiB at a time
 SHOW_SKIPPED = 20  # skipped paths of a corpus folder named one by one; -v names the rest
 _SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
@@ -204,44 +197,6 @@ def pystdlib_files() -> list[Path]:
     return sorted(found)
 
 
-def fetch_verified(url: str, sha256: str, dest: Path, timeout_s: float = 30.0) -> Path:
-    """Download ``url`` to ``dest`` atomically after checking its sha256.
-
-    Raises:
-        DataError: if the download fails or its checksum differs; ``dest`` is then untouched.
-    """
-    logger.info("downloading %s to %s", url, dest)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            payload = resp.read()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DataError(f"could not download {url} ({reason}); offline, put the file at "
-                        f"{dest} (sha256 {sha256})") from None
-    digest = hashlib.sha256(payload).hexdigest()
-    if digest != sha256:
-        raise DataError(f"download of {url} has sha256 {digest}, expected {sha256}; "
-                        f"nothing was saved; put a verified copy at {dest}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
-        tmp.write(payload)
-    os.replace(tmp.name, dest)
-    return dest
-
-
-def _tinyshakespeare(data_dir: Path) -> Path:
-    """Path of tiny-shakespeare under ``data_dir``, downloading it when missing."""
-    dest = data_dir / "tinyshakespeare" / "input.txt"
-    if not dest.exists():
-        return fetch_verified(TINYSHAKESPEARE_URL, TINYSHAKESPEARE_SHA256, dest)
-    digest = hashlib.sha256(dest.read_bytes()).hexdigest()
-    if digest != TINYSHAKESPEARE_SHA256:
-        raise DataError(f"{dest} has sha256 {digest}, not tiny-shakespeare's "
-                        f"{TINYSHAKESPEARE_SHA256}; delete it to download it again, or pass "
-                        f"the file with --data PATH")
-    return dest
-
-
 def resolve_sources(spec: str, data_dir: str | Path = "data") -> list[Path]:
     """The files a ``--data`` spec stands for, in reading order.
 
@@ -253,8 +208,8 @@ def resolve_sources(spec: str, data_dir: str | Path = "data") -> list[Path]:
     """
     if spec == "pystdlib":
         return pystdlib_files()
-    if spec == "tinyshakespeare":
-        return [_tinyshakespeare(Path(data_dir))]
+    if spec in DOWNLOADS:
+        return [corpus_file(spec, data_dir)]
     try:
         return _spec_files(Path(spec).expanduser(), spec)
     except OSError as exc:  # a name too long, a path through a file, permissions, ...

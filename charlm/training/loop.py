@@ -44,11 +44,14 @@ class TrainState:
     last_val_loss: float = math.nan
     last_eval_step: int = -1
     nonfinite_steps: int = 0       # updates skipped for a non-finite loss or gradient norm
+    best_step: int = -1            # the step of best_val_loss
+    evals_since_best: int = 0      # evaluations since then (train.patience)
     finished: bool = False         # the budget is spent (not saved: a resumed run may add more)
+    early_stopped: bool = False    # train.early_stop ended the run (not saved)
 
     def to_dict(self) -> dict:
         """Plain dict for the checkpoint."""
-        return {k: v for k, v in self.__dict__.items() if k != "finished"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("finished", "early_stopped")}
 
 
 def _noop(*args) -> None:
@@ -114,6 +117,8 @@ class _Loop:
         self.stats = IntervalStats(device, eager=not skips_on_device(optimizer))
         self.start = time.perf_counter() - state.elapsed_s
         self.reserve_s, self.lr = 0.0, optim_lr(optimizer)  # reserve: last evaluation's time
+        self.eval_s = 0.0  # seconds this call spent evaluating (time/eval_fraction)
+        self.began = time.perf_counter()
         self.stop = False
         self.bar = tqdm(total=self.budget.max_steps, initial=state.step, unit="step",
                         dynamic_ncols=True, disable=True if not dist.is_main else
@@ -125,7 +130,8 @@ class _Loop:
         elapsed, self.reserve_s, stop = self.dist.agree(
             time.perf_counter() - self.start, self.reserve_s, float(self.hooks.should_stop()))
         self.state.elapsed_s, self.stop = elapsed, bool(stop)
-        return self.budget.done(self.state.step, elapsed + self.reserve_s)
+        return self.state.early_stopped or self.budget.done(self.state.step,
+                                                            elapsed + self.reserve_s)
 
     def paused(self) -> bool:
         """A signal arrived (on any rank), or ``train.stop_at_step`` is reached."""
@@ -181,7 +187,8 @@ class _Loop:
         self.check_skips()
         chars = self.batches.num_rows * self.train.seq_len
         metrics = self.stats.read(chars, self.dist) | {
-            "lr": self.lr, "nonfinite_steps": self.state.nonfinite_steps}
+            "lr": self.lr, "nonfinite_steps": self.state.nonfinite_steps,
+            "eval_fraction": self.eval_s / max(time.perf_counter() - self.began, 1e-9)}
         self.hooks.on_log(self.state, metrics)
         self.bar.set_postfix(loss=f"{metrics['loss']:.3f}",
                              bpc=f"{nats_to_bits(metrics['loss']):.3f}",
@@ -193,6 +200,7 @@ class _Loop:
         self.hooks.on_eval(self.state)
         self.state.last_eval_step = self.state.step
         self.reserve_s = time.perf_counter() - began
+        self.eval_s += self.reserve_s
         self.stats.pause(self.reserve_s)
 
 

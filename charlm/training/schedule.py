@@ -29,7 +29,14 @@ def lr_at(cfg: OptimConfig, step: int, progress: float) -> float:
 
 @dataclass
 class Budget:
-    """When to stop: ``max_steps``, ``max_epochs`` or ``max_time``, whichever comes first."""
+    """When to stop: ``max_steps``, ``max_epochs`` or ``max_time``, whichever comes first; and
+    what the learning-rate schedule follows.
+
+    The rule: when a step limit is given (``max_steps``, or ``max_epochs`` folded into steps)
+    the schedule follows steps, and a time limit only stops the run, so the same seed and
+    step budget give the same run whatever the machine's speed. Only a run with a time limit
+    and no step limit schedules by the clock (such a run resumes faithfully, not bit for bit).
+    """
 
     max_steps: int | None
     max_time: float | None
@@ -43,14 +50,15 @@ class Budget:
         return cls(min(limits) if limits else None, cfg.max_time)
 
     def progress(self, step: int, elapsed_s: float) -> float:
-        """Fraction of the budget used: the larger of the step and time fractions."""
-        fractions = [0.0]
+        """Where the schedule is, in [0, 1]: the step fraction when a step limit exists,
+        else the time fraction (the class doc's rule)."""
         if self.max_steps:
-            fractions.append(step / self.max_steps)
+            return min(step / self.max_steps, 1.0)
         if self.max_time:
-            fractions.append(elapsed_s / self.max_time)
-        return min(max(fractions), 1.0)
+            return min(elapsed_s / self.max_time, 1.0)
+        return 0.0
 
     def done(self, step: int, elapsed_s: float) -> bool:
         """True once any limit is reached."""
-        return self.progress(step, elapsed_s) >= 1.0
+        return bool((self.max_steps and step >= self.max_steps) or
+                    (self.max_time and elapsed_s >= self.max_time))

@@ -85,14 +85,16 @@ class IntervalStats:
         same everywhere) and ``chars_per_step`` counts one rank's characters.
 
         Returns:
-            ``loss`` (nats/char), ``grad_norm`` (mean pre-clip norm), ``chars_per_s`` and
-            ``grad_norms`` (the interval's finite pre-clip norms, a 1-D CPU tensor, or None).
+            ``loss`` (nats/char), ``grad_norm`` (mean pre-clip norm), ``chars_per_s``,
+            ``step_ms`` (milliseconds per step, evaluations left out) and ``grad_norms`` (the
+            interval's finite pre-clip norms, a 1-D CPU tensor, or None).
         """
         good, now = max(self.good.item(), 1.0), time.perf_counter()
         loss = dist.sum_(self.loss_sum.clone()).item() / dist.world_size
+        seconds = max(now - self.tick, 1e-9)
         out = {"loss": loss / good, "grad_norm": self.norm_sum.item() / good,
-               "chars_per_s": self.steps * chars_per_step * dist.world_size
-               / max(now - self.tick, 1e-9),
+               "chars_per_s": self.steps * chars_per_step * dist.world_size / seconds,
+               "step_ms": 1000.0 * seconds / max(self.steps, 1),
                "grad_norms": _finite(torch.stack(self.norms).float().cpu()) if self.norms
                else None}
         self.loss_sum.zero_(), self.norm_sum.zero_(), self.good.zero_()

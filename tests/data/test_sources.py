@@ -6,11 +6,13 @@ import functools
 import hashlib
 import http.server
 import threading
+import zipfile
 
 import pytest
 
-from charlm.data import sources as corpora
-from charlm.data.sources import fetch_verified, iter_decoded, load_text, pystdlib_files, \
+from charlm.data import named
+from charlm.data.named import Download, fetch_verified
+from charlm.data.sources import NAMED_CORPORA, iter_decoded, load_text, pystdlib_files, \
     resolve_sources
 from charlm.errors import DataError
 
@@ -82,9 +84,9 @@ def test_tinyshakespeare_downloads_once_and_verifies(http_dir, tmp_path, monkeyp
     root, base = http_dir
     payload = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
     (root / "input.txt").write_text(payload)
-    monkeypatch.setattr(corpora, "TINYSHAKESPEARE_URL", f"{base}/input.txt")
-    monkeypatch.setattr(corpora, "TINYSHAKESPEARE_SHA256",
-                        hashlib.sha256(payload.encode()).hexdigest())
+    served = Download(f"{base}/input.txt", None, "sha256",
+                      hashlib.sha256(payload.encode()).hexdigest(), "tinyshakespeare/input.txt")
+    monkeypatch.setitem(named.DOWNLOADS, "tinyshakespeare", served)
     data_dir = tmp_path / "data"
     assert load_text("tinyshakespeare", data_dir) == payload
     assert (data_dir / "tinyshakespeare" / "input.txt").read_text() == payload
@@ -92,12 +94,40 @@ def test_tinyshakespeare_downloads_once_and_verifies(http_dir, tmp_path, monkeyp
     assert load_text("tinyshakespeare", data_dir) == payload
 
 
+@pytest.mark.parametrize("name, algorithm", [("enwik8", "md5"), ("text8", "sha256")])
+def test_zipped_corpora_download_once_and_verify_their_member(http_dir, tmp_path, monkeypatch,
+                                                              name, algorithm):
+    """enwik8 and text8 come as zips; the published digest is of the file inside."""
+    root, base = http_dir
+    payload = b"<mediawiki> anarchism originated as a term of abuse </mediawiki>\n" * 20
+    with zipfile.ZipFile(root / f"{name}.zip", "w") as archive:
+        archive.writestr(name, payload)
+    real = named.DOWNLOADS[name]
+    monkeypatch.setitem(named.DOWNLOADS, name, Download(
+        f"{base}/{name}.zip", name, algorithm, hashlib.new(algorithm, payload).hexdigest(),
+        real.path, real.unit))
+    data_dir = tmp_path / "data"
+    assert resolve_sources(name, data_dir) == [data_dir / real.path]
+    assert (data_dir / real.path).read_bytes() == payload
+    (root / f"{name}.zip").unlink()
+    assert resolve_sources(name, data_dir) == [data_dir / real.path]  # no network again
+    (data_dir / real.path).write_bytes(payload + b"x")                  # a damaged copy
+    with pytest.raises(DataError, match=f"has {algorithm} .*delete it to download it again"):
+        resolve_sources(name, data_dir)
+
+
+def test_published_digests_are_of_the_corpus_files():
+    assert named.DOWNLOADS["enwik8"].digest == "a1fa5ffddb56f4953e226637dabbb36a"
+    assert named.DOWNLOADS["enwik8"].unit == "byte"
+    assert {"enwik8", "text8", "tinyshakespeare"} <= set(NAMED_CORPORA)
+
+
 def test_download_with_wrong_checksum_saves_nothing(http_dir, tmp_path):
     root, base = http_dir
     (root / "f.txt").write_text("tampered")
     dest = tmp_path / "out" / "input.txt"
     with pytest.raises(DataError, match="expected 00"):
-        fetch_verified(f"{base}/f.txt", "00" * 32, dest)
+        fetch_verified(Download(f"{base}/f.txt", None, "sha256", "00" * 32, "x"), dest)
     assert not dest.exists()
 
 
@@ -105,7 +135,7 @@ def test_offline_download_says_where_to_put_the_file(http_dir, tmp_path):
     _, base = http_dir
     dest = tmp_path / "input.txt"
     with pytest.raises(DataError, match=f"put the file at {dest}"):
-        fetch_verified(f"{base}/missing.txt", "00" * 32, dest)
+        fetch_verified(Download(f"{base}/missing.txt", None, "sha256", "00" * 32, "x"), dest)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 4096])
