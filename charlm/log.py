@@ -1,12 +1,11 @@
-"""Writing only: logging setup, and TensorBoard (one SummaryWriter per run, scalars grouped by
-prefix). What to write is decided elsewhere (:mod:`charlm.reporting`).
+"""Writing only: logging setup, and TensorBoard (one SummaryWriter per run). What to write, and
+when, is decided in :mod:`charlm.reporting`, whose module doc lists the tags.
 
-Tags: ``train/loss`` ``train/bpc`` ``train/lr`` ``train/grad_norm`` ``train/chars_per_s``
-``train/nonfinite_steps``; ``val/loss`` ``val/bpc`` ``val/elapsed_s`` (training seconds at the
-evaluation); ``sample/text``; ``gates/`` (saturation at each evaluation); ``grad/`` (every
-``train.log_gradflow_interval`` steps); hparams with ``hparam/`` metrics at the end.
-``global_step`` is always the optimizer step. Losses are in nats/char. Torch is imported
-inside functions so that the CLI's ``--help`` stays fast.
+The writers here give TensorBoard's tabs what a user comes for: the CUSTOM SCALARS tab holds
+train and val loss (and bpc) on one chart each (:func:`log_layout`), the HPARAMS table opens on
+the hyperparameters that tell runs apart, never on folder paths (:func:`log_hparams`), and the
+PROJECTOR shows the character embedding with each row labelled (:func:`log_embedding`).
+Torch is imported inside functions so that the CLI's ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -108,34 +107,75 @@ def _quiet_writer_threads() -> None:
     threading.excepthook = hook
 
 
-def flat_hparams(config: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Dotted-key hparams TensorBoard accepts (None becomes 'none')."""
-    out = {}
-    for section, body in config.items():
-        for key, value in body.items():
-            out[f"{section}.{key}"] = "none" if value is None else value
-    return out
+# The hyperparameters that tell runs apart, in the order the HPARAMS table shows them; run
+# context (device, world size) follows, then the rest of the schedule. Folder paths never.
+HPARAMS = ("model.cell", "model.hidden_size", "model.num_layers", "model.embedding_size",
+           "model.dropout", "optim.lr", "train.batch_size", "train.seq_len", "optim.grad_clip",
+           "data.corpus", "data.unit", "train.precision", "device", "world_size",
+           "optim.min_lr", "optim.warmup_steps", "optim.weight_decay", "optim.schedule",
+           "train.seed")
+# The metrics of that table: tags whose last value the HPARAMS plugin shows.
+METRICS = ("val/best_loss", "val/best_bpc", "loss/val", "bpc/val", "run/parameters",
+           "run/steps", "run/wall_s", "run/chars_per_s")
 
 
-def log_hparams(writer, config: Mapping[str, Mapping[str, Any]],
-                metrics: Mapping[str, float], step: int) -> None:
-    """Write hparams and their ``hparam/`` metrics into the run's own event file.
+def comparable_hparams(config: Mapping[str, Mapping[str, Any]], device: str,
+                       world_size: int) -> dict[str, Any]:
+    """The :data:`HPARAMS` of a run as TensorBoard takes them (None becomes 'none'; a corpus
+    path becomes its file name)."""
+    flat = {f"{section}.{key}": value for section, body in config.items()
+            for key, value in body.items()} | {"device": device, "world_size": world_size}
+    flat["data.corpus"] = Path(str(flat["data.corpus"])).name
+    return {key: "none" if flat[key] is None else flat[key] for key in HPARAMS}
+
+
+def log_hparams(writer, hparams: Mapping[str, Any], final: Mapping[str, float],
+                step: int) -> None:
+    """Write the hparams summary, with :data:`METRICS` as its metrics, into the run's own
+    event file, and the run's final figures (``final``: ``run/...`` tags) as scalars.
 
     ``SummaryWriter.add_hparams`` would open a second run in a sub-folder; writing the same
-    summaries through this run's writer keeps scalars and hparams together in the HPARAMS tab.
+    summaries through this run's writer keeps scalars and hparams together.
     """
-    from torch.utils.tensorboard.summary import hparams
+    from torch.utils.tensorboard.summary import hparams as summaries
 
-    metric_dict = {f"hparam/{k}": float(v) for k, v in metrics.items()}
-    for summary in hparams(flat_hparams(config), metric_dict):
+    for tag, value in final.items():
+        writer.add_scalar(tag, float(value), step)
+    for summary in summaries(dict(hparams), {tag: 0.0 for tag in METRICS}):
         writer.file_writer.add_summary(summary, step)
-    for tag, value in metric_dict.items():
-        writer.add_scalar(tag, value, step)
+
+
+def log_layout(writer) -> None:
+    """The CUSTOM SCALARS tab: train and val on one chart for loss and bpc, and the learning
+    rate beside the gradient norm."""
+    writer.add_custom_scalars({"charlm": {
+        "loss: train and val (nats)": ["Multiline", ["loss/train", "loss/val"]],
+        "bpc: train and val": ["Multiline", ["bpc/train", "bpc/val"]],
+        "lr and grad norm": ["Multiline", ["lr", "train/grad_norm"]],
+        "time: step ms and share evaluating": ["Multiline", ["time/step_ms",
+                                                             "time/eval_fraction"]]}})
 
 
 def log_gates(writer, stats: dict, step: int) -> None:
-    """TensorBoard ``gates/``: left- and right-saturated fractions of each sigmoid gate."""
+    """``val/gates/``: left- and right-saturated fractions of each sigmoid gate."""
     for layer, gates in stats.items():
         for gate, (left, right) in gates.items():
-            writer.add_scalar(f"gates/layer{layer}_{gate}_left", left, step)
-            writer.add_scalar(f"gates/layer{layer}_{gate}_right", right, step)
+            writer.add_scalar(f"val/gates/layer{layer}_{gate}_left", left, step)
+            writer.add_scalar(f"val/gates/layer{layer}_{gate}_right", right, step)
+
+
+def log_embedding(writer, weights, labels: list[str], step: int) -> None:
+    """The PROJECTOR: the (V, E) embedding, each row labelled by its character."""
+    writer.add_embedding(weights.detach().float().cpu(), metadata=labels, tag="char_embedding",
+                         global_step=step)
+
+
+def char_label(char: str) -> str:
+    """A one-line, tab-free name for a character: itself, or a name for whitespace and
+    control characters (``newline``, ``space``, ``U+0007``)."""
+    names = {"\n": "newline", " ": "space", "\t": "tab", "\r": "return"}
+    if char in names:
+        return names[char]
+    if not char.isprintable() or char.isspace():
+        return f"U+{ord(char):04X}"
+    return char

@@ -5,10 +5,20 @@ scalars and samples, periodic evaluation, gate and gradient diagnostics, and che
 calls. Every rank calls every hook (evaluation and checkpoints hold collectives); only rank 0,
 which alone has a ``writer``, writes anything.
 
-TensorBoard tags: ``train/loss`` ``train/bpc`` ``train/lr`` ``train/grad_norm``
-``train/chars_per_s`` ``train/nonfinite_steps``; ``val/loss`` ``val/bpc`` ``val/elapsed_s``;
-``sample/text``; ``gates/`` at each evaluation; ``grad/`` every
-``train.log_gradflow_interval`` steps. Losses are in nats/char (nats/byte for a byte model).
+TensorBoard tags, named so that a run opens on its loss (groups sort alphabetically):
+
+* ``loss/train`` ``loss/val`` (nats/char), ``bpc/train`` ``bpc/val``, ``lr``;
+* ``run/parameters`` ``run/steps`` ``run/wall_s`` ``run/chars_per_s`` at the end (the HPARAMS
+  table's metrics, with ``val/best_loss`` and ``val/best_bpc``);
+* ``sample/text``: a sample at each evaluation, from the same prime and seed every time;
+* ``time/eval_fraction`` (share of the run spent evaluating), ``time/step_ms``;
+* ``train/grad_norm`` (pre-clip) ``train/chars_per_s`` ``train/nonfinite_steps``, and
+  ``train/grad/...`` every ``train.log_gradflow_interval`` steps;
+* ``val/best_loss`` ``val/best_bpc`` ``val/elapsed_s`` ``val/stalled`` (text), and
+  ``val/gates/...`` (gate saturation) at each evaluation.
+
+The CUSTOM SCALARS tab overlays train and val; the PROJECTOR holds the character embedding
+at the end of the run. Losses are in nats/char (nats/byte for a byte model).
 """
 
 from __future__ import annotations
@@ -25,7 +35,8 @@ from charlm.data import Corpus
 from charlm.distributed import SINGLE, Dist
 from charlm.evaluation import evaluate
 from charlm.folders import RunPaths
-from charlm.log import log_gates
+from charlm.log import char_label, comparable_hparams, log_embedding, log_gates, log_hparams, \
+    log_layout
 from charlm.metrics import describe_loss, nats_to_bits
 from charlm.models import CharLM, map_hidden
 from charlm.runtime import rng_state
@@ -52,6 +63,8 @@ class Reporter:
         self.vocab, self.splits = corpus.vocab, corpus.splits
         self.paths, self.writer, self.dist = paths, writer, dist
         self.gradflow_step = 0  # step of the last gradient-flow log
+        if dist.is_main:
+            log_layout(writer)
 
     def hooks(self, should_stop=lambda: False) -> Hooks:
         """The :class:`Hooks` that :func:`~charlm.training.fit` calls."""
@@ -62,11 +75,14 @@ class Reporter:
         """Train scalars, and the gradient diagnostics when their interval comes round."""
         if not self.dist.is_main:
             return
-        for key in ("loss", "lr", "grad_norm", "chars_per_s", "nonfinite_steps"):
-            self.writer.add_scalar(f"train/{key}", m[key], state.step)
-        self.writer.add_scalar("train/bpc", nats_to_bits(m["loss"]), state.step)
-        self.writer.add_scalar("time/eval_fraction", m["eval_fraction"], state.step)
-        self.writer.add_scalar("time/step_ms", m["step_ms"], state.step)
+        w, step = self.writer, state.step
+        w.add_scalar("loss/train", m["loss"], step)
+        w.add_scalar("bpc/train", nats_to_bits(m["loss"]), step)
+        w.add_scalar("lr", m["lr"], step)
+        for key in ("grad_norm", "chars_per_s", "nonfinite_steps"):
+            w.add_scalar(f"train/{key}", m[key], step)
+        w.add_scalar("time/eval_fraction", m["eval_fraction"], step)
+        w.add_scalar("time/step_ms", m["step_ms"], step)
         every = self.cfg.train.log_gradflow_interval
         if every and state.step // every > self.gradflow_step // every:
             self.gradflow_step = state.step
@@ -112,18 +128,19 @@ class Reporter:
     def write_eval(self, state: TrainState, loss: float) -> None:
         """TensorBoard at an evaluation: val scalars, gate saturation, a seeded sample."""
         w, t, step = self.writer, self.cfg.train, state.step
-        w.add_scalar("val/loss", loss, step)
-        w.add_scalar("val/bpc", nats_to_bits(loss), step)
+        w.add_scalar("loss/val", loss, step)
+        w.add_scalar("bpc/val", nats_to_bits(loss), step)
         w.add_scalar("val/elapsed_s", state.elapsed_s, step)
         w.add_scalar("val/best_loss", state.best_val_loss, step)
+        w.add_scalar("val/best_bpc", nats_to_bits(state.best_val_loss), step)
         if t.log_gates:
             log_gates(w, gate_statistics(self.model, self.splits["val"], batch=4, length=128),
                       step)
         if t.sample_length:
             s = self.cfg.sample
             text = sample_text(self.model, self.vocab, default_prime(self.vocab),
-                               t.sample_length, s.temperature, s.top_k, s.top_p, seed=step)
-            w.add_text("sample/text", "```\n" + text + "\n```", step)
+                               t.sample_length, s.temperature, s.top_k, s.top_p, seed=0)
+            w.add_text("sample/text", "```\n" + text + "\n```", step)  # keeps the layout
         w.flush()
 
     def on_checkpoint(self, state: TrainState, hidden) -> None:
@@ -144,19 +161,36 @@ class Reporter:
         save_checkpoint(payload, self.paths.checkpoints / name)
 
     def log_gradients(self, norms: torch.Tensor | None, step: int) -> None:
-        """TensorBoard ``grad/``: pre-clip norm histogram, fraction clipped, per-parameter
-        norms (this step's, after clipping) and the gradient-flow profile
-        ``grad/flow_k{k}``."""
+        """TensorBoard ``train/grad/``: pre-clip norm histogram, fraction clipped,
+        per-parameter norms (this step's, after clipping) and the gradient-flow profile
+        ``train/grad/flow_k{k}``."""
         w, clip = self.writer, self.cfg.optim.grad_clip
         if norms is not None:
-            w.add_histogram("grad/norm_preclip", norms, step)
+            w.add_histogram("train/grad/norm_preclip", norms, step)
             if clip > 0:
-                w.add_scalar("grad/clipped_frac", (norms > clip).float().mean().item(), step)
+                w.add_scalar("train/grad/clipped_frac", (norms > clip).float().mean().item(),
+                             step)
         for name, p in self.model.named_parameters():
             if p.grad is not None:
-                w.add_scalar(f"grad/param/{name}", p.grad.norm().item(), step)
+                w.add_scalar(f"train/grad/param/{name}", p.grad.norm().item(), step)
         K = self.cfg.train.gradflow_horizon
         profile = model_profile(self.model, self.splits["train"], K, 8, seed=step)
         for k in sorted(set(FLOW_KS) | {K}):
             if k <= K:
-                w.add_scalar(f"grad/flow_k{k:03d}", profile[k], step)
+                w.add_scalar(f"train/grad/flow_k{k:03d}", profile[k], step)
+
+    def on_end(self, state: TrainState, device: str) -> None:
+        """At the end of a finished run: the character embedding in the PROJECTOR, and the
+        hparams with the run's figures in the HPARAMS table."""
+        if not self.dist.is_main:
+            return
+        labels = [char_label(self.vocab.decode([i])) if self.vocab.unit == "char" else
+                  f"0x{i:02X}" for i in range(self.vocab.size)]
+        log_embedding(self.writer, self.model.embedding.weight, labels, state.step)
+        t = self.cfg.train
+        chars = state.step * t.batch_size * t.seq_len
+        final = {"run/parameters": self.model.num_parameters(), "run/steps": state.step,
+                 "run/wall_s": state.elapsed_s,
+                 "run/chars_per_s": chars / max(state.elapsed_s, 1e-9)}
+        log_hparams(self.writer, comparable_hparams(self.cfg.to_dict(), device,
+                                                    self.dist.world_size), final, state.step)

@@ -35,7 +35,7 @@ from charlm.data.sources import canonical_spec
 from charlm.distributed import SINGLE, Dist, init_from_env, shutdown
 from charlm.errors import CharLMError, ConfigError, DataError, DistributedError, Interrupted
 from charlm.folders import RunPaths, claim_run, with_name
-from charlm.log import log_hparams, open_writer
+from charlm.log import open_writer
 from charlm.metrics import nats_to_bits, unit_noun
 from charlm.models import create_model, map_hidden
 from charlm.reporting import Reporter
@@ -333,8 +333,4 @@ def _after_fit(reporter: Reporter, state: TrainState, hidden, signum: int, paths
         how = "torchrun ... -m charlm" if dist.enabled else "charlm"
         raise Interrupted(f"stopped at step {state.step}; saved {paths.checkpoints / LAST}; "
                           f"continue with: {how} train --resume {paths.name}", signum)
-    if dist.is_main:
-        log_hparams(reporter.writer, cfg.to_dict(),
-                    {"val_loss": state.last_val_loss,
-                     "val_bpc": nats_to_bits(state.last_val_loss),
-                     "best_val_loss": state.best_val_loss}, state.step)
+    reporter.on_end(state, str(next(reporter.model.parameters()).device))

@@ -32,7 +32,7 @@ def curve(log_dir: Path) -> list[tuple[int, float, float]]:
     events = EventAccumulator(str(log_dir))
     events.Reload()
     seconds = {e.step: e.value for e in events.Scalars("val/elapsed_s")}
-    return [(e.step, seconds[e.step], e.value) for e in events.Scalars("val/loss")]
+    return [(e.step, seconds[e.step], e.value) for e in events.Scalars("loss/val")]
 
 
 def main() -> None:

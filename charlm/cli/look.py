@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import click
 
@@ -21,12 +22,16 @@ from charlm.cli.common import (
 @click.command()
 @checkpoint_options()
 @click.option("--gates", is_flag=True, help="Also measure gate saturation on the val split.")
+@click.option("--projector", is_flag=True,
+              help="Also write the character embedding for TensorBoard's PROJECTOR.")
 @cache_option
-def inspect(checkpoint, checkpoint_dir, device, gates, cache_dir) -> None:
+@output_option("Folder for the --projector files.", default=None, dir_okay=True)
+def inspect(checkpoint, checkpoint_dir, device, gates, projector, cache_dir, output) -> None:
     """Print what CHECKPOINT holds: config, vocabulary, step, val figures, size, versions.
 
     CHECKPOINT is a .pt file, a run folder (its last.pt), a run name or 'latest' (default:
-    the newest run).
+    the newest run). --projector writes the embedding, each row labelled by its character,
+    to --output (default: the run's TensorBoard folder, runs/<run>/).
     """
     import yaml
 
@@ -55,6 +60,27 @@ def inspect(checkpoint, checkpoint_dir, device, gates, cache_dir) -> None:
 
         val = read_corpus(cfg.data, vocab, cache_dir).splits["val"]
         click.echo("gate saturation (val split):\n" + format_gates(gate_statistics(model, val)))
+    if projector:
+        where = output or str(Path(cfg.train.log_dir) / cfg.train.run_name)
+        _write_projector(model, vocab, where, st.get("step", 0))
+        click.echo(f"wrote the embedding to {where}; view it with: tensorboard --logdir {where}")
+
+
+def _write_projector(model, vocab, folder: str, step: int) -> None:
+    """The (V, E) embedding with a label per row, for TensorBoard's PROJECTOR."""
+    from charlm.log import char_label, log_embedding, open_writer
+
+    if (Path(folder) / f"{step:05d}" / "char_embedding").is_dir():
+        return  # the end of the run wrote it already
+    labels = [char_label(vocab.decode([i])) if vocab.unit == "char" else f"0x{i:02X}"
+              for i in range(vocab.size)]
+    writer = open_writer(folder)
+    try:
+        log_embedding(writer, model.embedding.weight, labels, step)
+    finally:
+        writer.close()
+    if writer.failed:
+        raise click.ClickException(f"cannot write to {folder}; choose another --output")
 
 
 @click.command()

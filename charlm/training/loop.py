@@ -120,9 +120,8 @@ class _Loop:
         self.eval_s = 0.0  # seconds this call spent evaluating (time/eval_fraction)
         self.began = time.perf_counter()
         self.stop = False
-        self.bar = tqdm(total=self.budget.max_steps, initial=state.step, unit="step",
-                        dynamic_ncols=True, disable=True if not dist.is_main else
-                        (not train.progress) if train.progress is not None else None)
+        self.bar = _Progress(self.budget, state, disable=True if not dist.is_main else
+                             (not train.progress) if train.progress is not None else None)
 
     def budget_spent(self) -> bool:
         """Agree with the other ranks on the clock and on stopping; True once the budget
@@ -156,7 +155,7 @@ class _Loop:
         if self.stats.eager:
             self.check_skips()
         s.elapsed_s = time.perf_counter() - self.start
-        self.bar.update(1)
+        self.bar.advance(s)
         return _reset_where_skipped(hidden, ok, self.stats.eager)
 
     def periodic(self, hidden: Hidden | None) -> None:
@@ -190,10 +189,7 @@ class _Loop:
             "lr": self.lr, "nonfinite_steps": self.state.nonfinite_steps,
             "eval_fraction": self.eval_s / max(time.perf_counter() - self.began, 1e-9)}
         self.hooks.on_log(self.state, metrics)
-        self.bar.set_postfix(loss=f"{metrics['loss']:.3f}",
-                             bpc=f"{nats_to_bits(metrics['loss']):.3f}",
-                             chars_s=f"{metrics['chars_per_s']:.0f}", lr=f"{self.lr:.2e}",
-                             refresh=False)
+        self.bar.show(self.state, metrics)
 
     def evaluate(self) -> None:
         began = time.perf_counter()
@@ -202,6 +198,43 @@ class _Loop:
         self.reserve_s = time.perf_counter() - began
         self.eval_s += self.reserve_s
         self.stats.pause(self.reserve_s)
+
+
+class _Progress:
+    """The tqdm bar: over steps when the budget has a step limit; over seconds, with the
+    percentage and the time left, when only a time budget stops the run. Steps, loss, bpc,
+    chars/s and the rate are its postfix either way."""
+
+    def __init__(self, budget: Budget, state: TrainState, disable: bool | None) -> None:
+        self.by_time = not budget.max_steps and bool(budget.max_time)
+        if self.by_time:
+            self.bar = tqdm(total=budget.max_time, initial=state.elapsed_s, unit="s",
+                            dynamic_ncols=True, disable=disable,
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s "
+                                       "[{elapsed}<{remaining}{postfix}]")
+        else:
+            self.bar = tqdm(total=budget.max_steps, initial=state.step, unit="step",
+                            dynamic_ncols=True, disable=disable)
+
+    def advance(self, state: TrainState) -> None:
+        """Move to ``state``'s step (or its clock)."""
+        if self.by_time:
+            self.bar.update(min(state.elapsed_s, self.bar.total) - self.bar.n)
+        else:
+            self.bar.update(1)
+
+    def show(self, state: TrainState, m: dict) -> None:
+        """Put the latest log point's figures in the postfix."""
+        self.bar.set_postfix(step=state.step, loss=f"{m['loss']:.3f}",
+                             bpc=f"{nats_to_bits(m['loss']):.3f}",
+                             chars_s=f"{m['chars_per_s']:.0f}", lr=f"{m['lr']:.2e}",
+                             refresh=False)
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
 
 
 def _reset_where_skipped(hidden: Hidden | None, ok: torch.Tensor, eager: bool

@@ -32,9 +32,9 @@ def test_gradflow_visualize_and_training_logs(tmp_path, corpus_file):
     events = EventAccumulator(str(tmp_path / "runs" / "g"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"grad/flow_k000", "grad/flow_k020", "grad/clipped_frac",
-            "gates/layer0_f_left"} <= tags
-    assert "grad/norm_preclip" in events.Tags()["histograms"]
+    assert {"train/grad/flow_k000", "train/grad/flow_k020", "train/grad/clipped_frac",
+            "val/gates/layer0_f_left"} <= tags
+    assert "train/grad/norm_preclip" in events.Tags()["histograms"]
 
     run = tmp_path / "checkpoints" / "g" / "best.pt"
     gates = run_ok("inspect", run, "--gates", cwd=tmp_path).stdout
