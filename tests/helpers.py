@@ -34,8 +34,9 @@ def _root_logging_kept():
         root.setLevel(level)
 
 
-def run_cli(*args, cwd, env=None, charset="utf-8"):
-    """Run ``charlm ARGS`` in this process, in ``cwd``, through click's CliRunner.
+def run_cli(*args, cwd, env=None, charset="utf-8", input=None):
+    """Run ``charlm ARGS`` in this process, in ``cwd``, through click's CliRunner (``input``:
+    the text its stdin reads).
 
     Exceptions other than click's own propagate (a real bug shows as a traceback in the
     test). Returns an object with ``stdout``, ``stderr`` and ``returncode``, like the
@@ -50,7 +51,7 @@ def run_cli(*args, cwd, env=None, charset="utf-8"):
     os.chdir(cwd)
     try:
         with _root_logging_kept():
-            result = runner.invoke(main, [str(a) for a in args], env=env,
+            result = runner.invoke(main, [str(a) for a in args], env=env, input=input,
                                    catch_exceptions=False)
     finally:
         os.chdir(before)
