@@ -75,7 +75,8 @@ def test_gradient_statistics_and_refusals(model):
     ms = gradient_statistics(model, TRAIN, DynamicSettings(seq_len=N, stat_chunks=3))
     assert [m.shape for m in ms] == [p.shape for p in model.parameters()]
     assert all((m >= 0).all() for m in ms) and any((m > 0).any() for m in ms)
-    with pytest.raises(DataError, match="use --dynamic-method sgd"):
+    with pytest.raises(DataError, match=r"on the train split, which has 0 characters \(it "
+                                        r"needs 51\); use --dynamic-method sgd"):
         dynamic_evaluate(model, text(3), DynamicSettings("rms"), train_ids=None)
     with pytest.raises(DataError, match="at least 2"):
         dynamic_evaluate(model, text(3, 1), DynamicSettings("sgd"))

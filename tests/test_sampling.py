@@ -211,7 +211,9 @@ def test_stop_strings_are_checked_against_the_vocabulary():
     for stops, max_lines, message in [(("",), None, "--stop '' is empty"),
                                       (("a∮",), None, "never saw: '∮' (U+222E), so it could "
                                                       "never occur"),
-                                      ((), 3, "--max-lines counts newlines")]:
+                                      ((), 3, "--max-lines counts newlines, but this model's "
+                                              "vocabulary has none; use --stop or --length "
+                                              "instead")]:
         with pytest.raises(SamplingError, match=None) as info:
             make_stop_rule(Vocab("abc") if max_lines else vocab, stops, max_lines)
         assert message in str(info.value)

@@ -42,3 +42,18 @@ def test_score_refusals(trained, tmp_path, content, args, message):
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("score", run, "--text", tmp_path / "missing.txt", cwd=work)
     assert proc.returncode == 2 and "Invalid value for '--text'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_reader_that_goes_away_ends_the_command_quietly(trained, tmp_path):
+    import subprocess
+    import sys
+
+    work, corpus, run = trained
+    proc = subprocess.Popen([sys.executable, "-m", "charlm", "score", run, "--text", corpus,
+                             "--per-char"], cwd=work, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"offset\tchar\tnats\tbits\n"
+    proc.stdout.close()  # as `| head -1` does: the rest of the table has nowhere to go
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and b"Error" not in err and b"Traceback" not in err
