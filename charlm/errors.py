@@ -26,6 +26,10 @@ class SamplingError(CharLMError, ValueError):
     """A sampling option is out of range."""
 
 
+class OptionError(CharLMError, ValueError):
+    """Command-line options that make no sense together; the message names them."""
+
+
 class NumericalError(CharLMError):
     """Training produced non-finite losses or gradients too many steps in a row."""
 

@@ -32,9 +32,10 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
         logits: (B, T, V) unnormalised scores.
         targets: (B, T) int64 ids in [0, V); :data:`~charlm.data.layout.IGNORE` marks a
             position that is not scored (padding).
-        reduction: ``mean`` (nats per scored char) or ``sum`` (nats).
+        reduction: ``mean`` (nats per scored char), ``sum`` (nats) or ``none``.
     Returns:
-        Scalar tensor; :func:`charlm.metrics.nats_to_bits` turns nats/char into bpc.
+        Scalar tensor (``none``: (B * T,) nats of each position, 0 where unscored);
+        :func:`charlm.metrics.nats_to_bits` turns nats/char into bpc.
     Raises:
         ValueError: if the batch or time sizes of logits and targets differ.
     """
@@ -122,3 +123,28 @@ def _warm_state(model: CharLM, batches: TBPTTBatches, warmup: int) -> Hidden | N
     if not first:
         return hidden
     return map_hidden(hidden, lambda h: torch.cat([torch.zeros_like(h[:, :1]), h[:, 1:]], 1))
+
+
+@torch.inference_mode()
+def surprisal(model: CharLM, ids: torch.Tensor, context: torch.Tensor, chunk: int = 2048
+              ) -> torch.Tensor:
+    """Each character's surprisal ``-ln p(x_t | context, x_<t)``, read as one stream.
+
+    The ``context`` (a newline, say) is read first, from a zero state, so that the first
+    character of ``ids`` is scored too; the state is carried through ``ids`` in chunks.
+
+    Args:
+        ids: (N,) int64 ids to score, on the model's device.
+        context: (T0,) int64 ids read before them (not scored), T0 >= 1.
+        chunk: characters per forward pass (memory, not the result).
+    Returns:
+        (N,) float32 nats of each character of ``ids``; :mod:`charlm.metrics` converts.
+    """
+    text = torch.cat([context, ids])                    # (T0 + N,)
+    x, y = text[:-1].unsqueeze(0), text[1:].unsqueeze(0)  # (1, T0 + N - 1)
+    out, hidden = [], None
+    with eval_mode(model):
+        for i in range(0, x.shape[1], chunk):
+            logits, hidden = model(x[:, i:i + chunk], hidden)  # (1, T', V)
+            out.append(loss_fn(logits, y[:, i:i + chunk], reduction="none"))
+    return torch.cat(out)[len(context) - 1:]

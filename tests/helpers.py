@@ -47,8 +47,9 @@ def _root_logging_kept():
         root.setLevel(level)
 
 
-def run_cli(*args, cwd, env=None, charset="utf-8"):
-    """Run ``charlm ARGS`` in this process, in ``cwd``, through click's CliRunner.
+def run_cli(*args, cwd, env=None, charset="utf-8", input=None):
+    """Run ``charlm ARGS`` in this process, in ``cwd``, through click's CliRunner (``input``:
+    the text its stdin reads).
 
     Exceptions other than click's own propagate (a real bug shows as a traceback in the
     test). Returns an object with ``stdout``, ``stderr`` and ``returncode``, like the
@@ -63,7 +64,8 @@ def run_cli(*args, cwd, env=None, charset="utf-8"):
     os.chdir(cwd)
     try:
         with _root_logging_kept():
-            result = runner.invoke(main, with_device(args), env=env, catch_exceptions=False)
+            result = runner.invoke(main, with_device(args), env=env, input=input,
+                                   catch_exceptions=False)
     finally:
         os.chdir(before)
     return SimpleNamespace(stdout=result.stdout, stderr=result.stderr,

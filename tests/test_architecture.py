@@ -61,7 +61,9 @@ def test_inference_commands_never_import_training(trained):
 
         ckpt = {str(run / "best.pt")!r}
         for args in (["sample", ckpt, "--length", "20", "--seed", "0"],
-                     ["eval", ckpt, "--json"], ["inspect", ckpt]):
+                     ["sample", ckpt, "--length", "20", "--beam-width", "2"],
+                     ["eval", ckpt, "--json"], ["eval", ckpt, "--dynamic", "--json"],
+                     ["score", ckpt, "--text", "corpus.txt"], ["inspect", ckpt]):
             main(args, standalone_mode=False)
         print("LOADED", sorted(m for m in sys.modules
                                if any(m == t or m.startswith(t + ".") for t in {TRAINING!r})))
@@ -70,5 +72,5 @@ def test_inference_commands_never_import_training(trained):
                           text=True, encoding="utf-8", timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert '"loss_nats"' in proc.stdout and "checkpoint:" in proc.stdout  # eval and inspect ran
-    assert proc.stderr.count("loaded ") == 3, proc.stderr
+    assert proc.stderr.count("loaded ") == 6, proc.stderr
     assert "LOADED []" in proc.stdout, proc.stdout

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from charlm.cell_table import CELLS
 from charlm.data.layout import IGNORE
-from charlm.evaluation import evaluate, loss_fn
+from charlm.evaluation import evaluate, loss_fn, surprisal
 from charlm.models import CharLM
 
 V = 50
@@ -82,3 +82,13 @@ def test_evaluate_scores_every_target_once_for_any_sizes(cell, n, batch_size, se
     one, one_count, one_targets = scored_targets(model, ids, 1, seq_len, warmup)
     assert one_count == n - 1 and one_targets == list(range(1, n))  # in reading order
     assert one == pytest.approx(one_pass_loss(model, ids), rel=1e-5)
+
+
+def test_surprisal_scores_every_character_after_the_context():
+    torch.manual_seed(0)
+    model = CharLM(20, "lstm", 8, 16, 1)
+    ids = np.random.default_rng(1).integers(0, 20, 40).astype(np.uint8)
+    nats = surprisal(model, torch.from_numpy(ids.astype(np.int64)), torch.tensor([3]), chunk=7)
+    assert nats.shape == (40,) and (nats > 0).all()
+    mean, n = evaluate(model, np.concatenate([[3], ids]).astype(np.uint8), 1, seq_len=9)
+    assert n == 40 and nats.double().mean().item() == pytest.approx(mean, rel=1e-5)

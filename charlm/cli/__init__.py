@@ -1,4 +1,4 @@
-"""The ``charlm`` command: train, sample, eval, inspect, gradflow, visualize.
+"""The ``charlm`` command: train, sample, eval, score, inspect, gradflow, visualize, bench.
 
 The only package that reads argv or writes to the terminal. Commands parse, build, call,
 report; torch is imported inside the commands so ``charlm --help`` stays fast. Every
@@ -13,6 +13,7 @@ from charlm import __version__
 from charlm.cli.bench import bench
 from charlm.cli.generate import eval_, sample
 from charlm.cli.look import gradflow, inspect, visualize
+from charlm.cli.score import score
 from charlm.cli.train import train
 from charlm.errors import CharLMError
 
@@ -28,10 +29,25 @@ class _Group(click.Group):
                 click.ClickException(str(exc))
             error.exit_code = getattr(exc, "exit_code", 1)  # 130 / 143 after a signal
             raise error from None
+        except BrokenPipeError:  # the reader went away (`charlm score --per-char | head`)
+            _silence_stdout()
+            raise click.exceptions.Exit(141) from None  # 128 + SIGPIPE, as a killed writer
         except OSError as exc:  # the last resort: a path or device the system refused
             where = f" {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"cannot use{where}: {exc.strerror or exc}; check the "
                                        f"paths and folders given to this command") from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit cannot fail a second time."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test's captured stdout)
+        pass
 
 
 class _Stopped(click.ClickException):
@@ -53,5 +69,5 @@ def main(verbose: int, quiet: bool) -> None:
     setup_logging(-1 if quiet else verbose)
 
 
-for _command in (train, sample, eval_, inspect, gradflow, visualize, bench):
+for _command in (train, sample, eval_, score, inspect, gradflow, visualize, bench):
     main.add_command(_command)

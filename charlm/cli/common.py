@@ -113,3 +113,29 @@ def text_out(output: str | None):
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}; choose "
                                    f"another --output") from None
+
+
+def stream_continuation(out, shown: str, tokens: Iterable[int], vocab, rule, strip: bool
+                        ) -> None:
+    """Write ``shown`` (the prime) and then one continuation as its ids come, cut where
+    ``rule`` (a :class:`~charlm.sampling.StopRule`) ends it, and end the line unless the
+    text already does. A byte model's text is written in whole UTF-8 sequences.
+
+    Args:
+        tokens: the continuation's ids, drawn lazily (the loop stops drawing at the end).
+        strip: leave out the stop string that ended the continuation.
+    """
+    from charlm.sampling import Continuation
+
+    sample, decode, last = Continuation(rule, strip), vocab.stream_decoder(), shown[-1:]
+    out.write(shown)
+    for token in tokens:
+        piece = decode(sample.push(token))
+        out.write(piece)
+        out.flush()
+        last = piece[-1:] or last
+        if sample.done:
+            break
+    piece = decode(sample.finish(), True)
+    out.write(piece + ("" if (piece[-1:] or last) == "\n" else "\n"))
+    out.flush()

@@ -26,6 +26,11 @@ def test_train_and_sample_korean(tmp_path, unit):
     assert several.count("\n\n") >= 2
     score = run_ok("eval", unit, "--json", cwd=tmp_path).stdout
     assert '"loss_nats"' in score
+    (tmp_path / "line.txt").write_text("오늘 날씨\n", encoding="utf-8")
+    rows = run_ok("score", unit, "--text", "line.txt", "--per-char", cwd=tmp_path).stdout
+    assert len(rows.splitlines()) == 1 + len("오늘 날씨\n".encode() if unit == "byte" else
+                                             "오늘 날씨\n")
+    assert ("\\xec" in rows) == (unit == "byte") and rows.startswith(f"offset\t{unit}\t")
 
 
 def test_byte_model_refuses_visualize(tmp_path):

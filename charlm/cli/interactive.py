@@ -1,0 +1,163 @@
+"""``charlm sample --interactive``: a prime per line from the terminal, each continuation
+streamed back as it is generated.
+
+A line is a prime (an empty line: continue, or start from a newline after ``/reset``); a line
+that starts with ``/`` is a command (:data:`HELP`). With readline available the line can be
+edited and earlier lines recalled with the arrow keys. Ctrl-D (end of input) and ``/quit``
+end the session with status 0; Ctrl-C ends it at once, at the prompt or mid-continuation,
+with status 130; neither prints a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import click
+
+from charlm.cli.common import stream_continuation, text_out
+
+if TYPE_CHECKING:  # torch is imported only when a command runs (charlm --help stays fast)
+    import torch
+
+    from charlm.data import ByteVocab, Vocab
+    from charlm.models import CharLM
+    from charlm.sampling import Sampler, StopRule
+
+PROMPT = "> "
+HELP = """commands:
+  /keep      keep the state across turns: each prime continues the conversation
+  /reset     start each turn from a fresh state (the default)
+  /temp X    temperature X (0 is greedy)
+  /topk N    keep the N most likely characters; /topk off keeps all
+  /topp P    nucleus sampling mass P in (0, 1]; /topp off keeps all
+  /help      this list
+  /quit      end (so do Ctrl-D and Ctrl-C)
+an empty line continues from where the last turn ended (after /reset: from a newline)"""
+
+
+@dataclass
+class Session:
+    """What an interactive session needs: the model and the options of ``charlm sample``.
+
+    Attributes:
+        picks: ``temperature``, ``top_k``, ``top_p`` and ``generator`` for the sampler.
+    """
+
+    model: CharLM
+    vocab: Vocab | ByteVocab
+    device: torch.device
+    length: int
+    rule: StopRule
+    strip: bool
+    drop_unknown: bool
+    picks: dict
+    keep: bool = False
+    sampler: Sampler | None = field(default=None, init=False)
+
+
+def run_session(session: Session) -> None:
+    """Prompt, read, generate, until Ctrl-D or ``/quit``.
+
+    Raises:
+        click.exceptions.Exit: status 130 on Ctrl-C.
+    """
+    from charlm.sampling import Sampler
+
+    try:
+        import readline  # noqa: F401  (line editing and history for input())
+    except ImportError:  # not on every platform; plain input() still works
+        pass
+    session.sampler = Sampler(session.model, 1, **session.picks)
+    click.echo(f"charlm interactive: type a prime and press Enter; /help lists the commands, "
+               f"Ctrl-D ends ({'keeping' if session.keep else 'resetting'} the state).",
+               err=True)
+    try:
+        while True:
+            try:
+                line = input(PROMPT)
+            except EOFError:
+                click.echo()
+                return
+            if not (command(session, line) if line.startswith("/") else turn(session, line)):
+                return
+    except KeyboardInterrupt:
+        click.echo()
+        raise click.exceptions.Exit(130) from None
+
+
+def turn(session: Session, line: str) -> bool:
+    """Generate one continuation of ``line`` (its characters must be in the vocabulary);
+    always True (go on)."""
+    from charlm.errors import DataError
+    from charlm.sampling import prepare_prime
+
+    sampler, fresh = session.sampler, not session.keep or sampler_is_empty(session)
+    try:
+        _, ids = prepare_prime(session.vocab, line if line or fresh else None,
+                               session.drop_unknown)
+    except DataError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return True
+    if fresh:
+        sampler.reset()
+    if line or fresh:
+        sampler.feed(ids.to(session.device))
+    tokens = (int(sampler.draw()[0]) for _ in range(session.length))
+    with text_out(None) as out:
+        stream_continuation(out, "", tokens, session.vocab, session.rule, session.strip)
+    return True
+
+
+def sampler_is_empty(session: Session) -> bool:
+    """True before the first turn (or after a reset): nothing to continue from."""
+    return session.sampler.logits is None
+
+
+def command(session: Session, line: str) -> bool:
+    """Carry out one ``/command``; False for ``/quit``."""
+    name, _, arg = line.strip().partition(" ")
+    arg = arg.strip()
+    if name == "/quit":
+        return False
+    if name in ("/keep", "/reset"):
+        session.keep = name == "/keep"
+        session.sampler.reset()
+        say(f"{'keeping' if session.keep else 'resetting'} the state between turns")
+    elif name in ("/temp", "/topk", "/topp"):
+        set_pick(session, name, arg)
+    elif name == "/help":
+        say(HELP)
+    else:
+        say(f"unknown command {name}; {HELP}")
+    return True
+
+
+def set_pick(session: Session, name: str, arg: str) -> None:
+    """``/temp X``, ``/topk N|off``, ``/topp P|off``: checked as the options are."""
+    from charlm.errors import SamplingError
+    from charlm.sampling import check_options
+
+    key = {"/temp": "temperature", "/topk": "top_k", "/topp": "top_p"}[name]
+    s = session.sampler
+    picks = {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p}
+    try:
+        value = None if arg == "off" and key != "temperature" else \
+            (int if key == "top_k" else float)(arg)
+        picks[key] = value
+        check_options(session.vocab.size, picks["temperature"], picks["top_k"],
+                      picks["top_p"], session.length)
+    except (ValueError, SamplingError) as exc:
+        usage = "a number" if key == "temperature" else "a number or off"
+        say(f"{name} takes {usage}: {exc}" if isinstance(exc, SamplingError) else
+            f"{name} takes {usage}, not {arg!r}")
+        return
+    setattr(s, key, value)
+    say(f"{key} {'off' if value is None else value}")
+
+
+def say(text: str) -> None:
+    """A session message, on stdout between the continuations."""
+    click.echo(text)
+    sys.stdout.flush()
