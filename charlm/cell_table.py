@@ -47,6 +47,15 @@ CELLS: Mapping[str, CellSpec] = MappingProxyType({spec.name: spec for spec in (
     CellSpec("gru", ("r", "z", "n"), ("r", "z"), ("h",),
              "Cho et al. 2014 (PyTorch's variant: reset gate after the hidden matmul)",
              "charlm.models.fused:GRUCore"),
+    CellSpec("mingru", ("z",), ("z",), ("h",),
+             "Feng, Tung, Ahmed, Bengio & Hajimirsadeghi 2024, Were RNNs all we needed?, "
+             "section 3.1", "charlm.models.minimal:MinGRUCore"),
+    CellSpec("minlstm", ("f", "i"), ("f", "i"), ("h",),
+             "Feng, Tung, Ahmed, Bengio & Hajimirsadeghi 2024, Were RNNs all we needed?, "
+             "section 3.2 (f and i normalised to sum to 1)", "charlm.models.minimal:MinLSTMCore"),
+    CellSpec("indrnn", (), (), ("h",),
+             "Li, Li, Cook, Zhu & Gao 2018, Independently recurrent neural network (IndRNN)",
+             "charlm.models.indrnn:IndRNNCore"),
 )})
 
 

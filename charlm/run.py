@@ -184,7 +184,7 @@ def check_late_values(cfg: RunConfig, corpus: Corpus) -> None:
     if s.top_k is not None and s.top_k > V:
         raise ConfigError(f"sample.top_k is {s.top_k} but the vocabulary has {V} entries; "
                           f"lower it with --set sample.top_k=N (N <= {V})")
-    need = BURN_IN + t.gradflow_horizon + 3
+    need = BURN_IN + t.gradflow_horizon + 4
     if t.log_gradflow_interval and len(corpus.splits["train"]) < need:
         raise ConfigError(f"train.gradflow_horizon {t.gradflow_horizon} needs a train split of "
                           f"{need} ids, this one has {len(corpus.splits['train'])}; lower it "

@@ -53,40 +53,79 @@ def sample_windows(ids: np.ndarray, length: int, count: int, seed: int = 0) -> t
 
 def gradient_profile(model: CharLM, windows: torch.Tensor, horizon: int, burn_in: int = 50
                      ) -> np.ndarray:
-    """Mean ``||dL_T / dh_{T-k}||`` over windows, for k = 0..horizon.
+    """Mean ``||dL / dh_{T-k}||`` over windows, for k = 0..horizon.
 
-    The first ``burn_in`` characters of each window set the hidden state (no gradient); the next
-    ``horizon + 1`` run one step at a time so each step's state can be differentiated; the
-    target is the window's last character. h is the hidden state of all L layers (for the
-    LSTM, h and not the cell state c; gradient reaching h_{T-k} through c is included).
-    The work runs on a float64 copy of the model in eval mode (no dropout), so ``model``, its
-    mode and its parameters' ``.grad`` are left untouched.
+    The first ``burn_in`` characters of each window set the hidden state (no gradient); the
+    next ``horizon + 1`` run one step at a time, giving the states h_{T-K} .. h_T; one more
+    step reads h_T and the window's last input and predicts its last character, whose loss
+    is L. h is the hidden state of all L layers (for the LSTM, h and not the cell state c;
+    gradient reaching h through c is included). The work runs on a float64 copy of the model
+    in eval mode (no dropout), so ``model``, its mode and its parameters' ``.grad`` are left
+    untouched.
 
     Args:
         model: a CharLM.
-        windows: (B, burn_in + horizon + 2) int64 ids.
+        windows: (B, burn_in + horizon + 3) int64 ids.
         horizon: K, the largest k.
     Returns:
         (K + 1,) float64 array, entry k the mean gradient norm (nats per unit of h).
     """
-    # a float64 copy: the profile spans hundreds of orders of magnitude, past float32's range
-    # (MPS has no float64, so there the copy runs on the CPU)
+    model, x, target, hidden = _prepare(model, windows, burn_in)
+    states = []
+    for t in range(burn_in, burn_in + horizon + 1):
+        _, hidden = model.step(x[:, t], hidden)
+        states.append(output_state(hidden))             # (L, B, H) after step t
+    grads = torch.autograd.grad(_last_loss(model, x, target, hidden), states)
+    norms = [g.transpose(0, 1).flatten(1).norm(dim=1).mean().item() for g in grads]
+    return np.array(norms[::-1], dtype=np.float64)  # index k = steps back from h_T
+
+
+def _prepare(model: CharLM, windows: torch.Tensor, burn_in: int):
+    """A float64 eval copy of ``model`` (on the CPU for MPS, which has no float64), the
+    windows' inputs and targets on its device, and the state after the burn-in."""
+    # float64: the profile spans hundreds of orders of magnitude, past float32's range
     device = next(model.parameters()).device
     device = torch.device("cpu") if device.type == "mps" else device
     model = copy.deepcopy(model).to(device).double().eval()
     x, target = windows[:, :-1].to(device), windows[:, -1].to(device)
     with torch.no_grad():
         _, hidden = model(x[:, :burn_in]) if burn_in else (None, None)
-    hidden, states = detach_hidden(hidden), []
-    for t in range(burn_in, burn_in + horizon + 1):
-        _, hidden = model.step(x[:, t], hidden)
-        states.append(output_state(hidden))             # (L, B, H) after step t
-    logits = model.readout(states[-1][-1])              # (B, V) from the top layer's h_T
-    # summed, not averaged, so each window's gradient is its own
-    loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
-    grads = torch.autograd.grad(loss, states)
-    norms = [g.transpose(0, 1).flatten(1).norm(dim=1).mean().item() for g in grads]
-    return np.array(norms[::-1], dtype=np.float64)  # index k = steps back from T
+    return model, x, target, detach_hidden(hidden)
+
+
+def _last_loss(model: CharLM, x: torch.Tensor, target: torch.Tensor, hidden) -> torch.Tensor:
+    """The loss of the window's last prediction, from state ``hidden``: summed, not averaged,
+    so each window's gradient is its own."""
+    logits, _ = model.step(x[:, -1], hidden)             # (B, V)
+    return torch.nn.functional.cross_entropy(logits, target, reduction="sum")
+
+
+def closed_form_profile(model: CharLM, windows: torch.Tensor, horizon: int,
+                        burn_in: int = BURN_IN) -> np.ndarray | None:
+    """``||dL / dh_{T-k}||`` from the closed form, for one-layer cores whose gradient through
+    time is a product of diagonals (minGRU: ``1 - z``; IndRNN: ``u * 1[h > 0]``); None for
+    the others.
+
+    Only ``dL / dh_T`` comes from autograd; each step back multiplies it by the core's
+    ``diagonal_jacobian`` of that step, so this must equal :func:`gradient_profile`.
+
+    Returns:
+        (K + 1,) float64 array, entry k the mean norm over windows; None when the core has no
+        diagonal Jacobian or more than one layer (other layers add paths through time).
+    """
+    if not hasattr(model.core, "diagonal_jacobian") or model.core.num_layers != 1:
+        return None
+    model, x, target, hidden = _prepare(model, windows, burn_in)
+    with torch.no_grad():   # the Jacobian of the step that made h_t, for h_{T-K} .. h_T
+        _, h_T, record = model.trace(x[:, burn_in:burn_in + horizon + 1], hidden)
+        factors = model.core.diagonal_jacobian(record)             # (B, K + 1, H)
+    h_T = h_T.detach().requires_grad_()
+    g = torch.autograd.grad(_last_loss(model, x, target, h_T), h_T)[0][0]   # (B, H)
+    norms = []
+    for k in range(horizon + 1):
+        norms.append(g.norm(dim=1).mean().item())
+        g = g * factors[:, horizon - k]                  # dh_{T-k} / dh_{T-k-1}
+    return np.array(norms, dtype=np.float64)
 
 
 def fresh_profiles(cells: list[str], ids: np.ndarray, vocab_size: int, horizon: int,
@@ -101,27 +140,41 @@ def fresh_profiles(cells: list[str], ids: np.ndarray, vocab_size: int, horizon: 
         DataError: if the text is shorter than one window.
         ValueError: for an unknown cell.
     """
-    batch = sample_windows(ids, BURN_IN + horizon + 2, windows, seed)
+    batch = sample_windows(ids, BURN_IN + horizon + 3, windows, seed)
     profiles = {}
     for cell in cells:
         torch.manual_seed(seed)
         model = create_model(ModelConfig(cell=cell, hidden_size=hidden_size,
                                          num_layers=num_layers), vocab_size)
-        profiles[cell] = gradient_profile(model, batch, horizon, BURN_IN)
+        profiles |= profiles_of(model, cell, batch, horizon)
         logger.info("%s: k=0 %.3e, k=%d %.3e", cell, profiles[cell][0], horizon,
                     profiles[cell][-1])
     return profiles
 
 
-def model_profile(model: CharLM, ids: np.ndarray, horizon: int, windows: int, seed: int = 0
-                  ) -> np.ndarray:
-    """The gradient-flow profile of one (trained) model on ``windows`` windows of ``ids``.
+def profiles_of(model: CharLM, label: str, batch: torch.Tensor, horizon: int
+                ) -> dict[str, np.ndarray]:
+    """``{label: measured profile}``, and ``{label + " (closed form)": ...}`` beside it where
+    the core has one (:func:`closed_form_profile`)."""
+    out = {label: gradient_profile(model, batch, horizon, BURN_IN)}
+    closed = closed_form_profile(model, batch, horizon, BURN_IN)
+    if closed is not None:
+        out[f"{label} (closed form)"] = closed
+    return out
+
+
+def model_profile(model: CharLM, ids: np.ndarray, horizon: int, windows: int, seed: int = 0,
+                  label: str | None = None) -> np.ndarray | dict[str, np.ndarray]:
+    """The gradient-flow profile of one (trained) model on ``windows`` windows of ``ids``;
+    with a ``label``, :func:`profiles_of`'s dict (the closed form too, where there is one).
 
     Raises:
         DataError: if the text is shorter than one window.
     """
-    batch = sample_windows(ids, BURN_IN + horizon + 2, windows, seed)
-    return gradient_profile(model, batch, horizon, BURN_IN)
+    batch = sample_windows(ids, BURN_IN + horizon + 3, windows, seed)
+    if label is None:
+        return gradient_profile(model, batch, horizon, BURN_IN)
+    return profiles_of(model, label, batch, horizon)
 
 
 def format_table(profiles: dict[str, np.ndarray], ks=TABLE_KS) -> str:

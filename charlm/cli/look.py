@@ -157,7 +157,7 @@ def _trained_profiles(checkpoints, checkpoint_dir, device, data, cache_dir, hori
         path, _, model, vocab, cfg, _ = open_model(target, checkpoint_dir, device)
         val = read_corpus(cfg.data, vocab, cache_dir, corpus=data).splits["val"]
         label = f"{Path(path).parent.name}/{Path(path).stem}"
-        profiles[label] = model_profile(model, val, horizon, windows, seed)
+        profiles |= model_profile(model, val, horizon, windows, seed, label=label)
     return profiles
 
 

@@ -58,24 +58,27 @@ class IndRNNCore(nn.Module):
     def run(self, x: Tensor, hidden: Tensor | None, record: bool
             ) -> tuple[Tensor, Tensor, dict[int, dict[str, Tensor]]]:
         """(B, T, E) -> (B, T, H) outputs, the (L, B, H) final state and, if ``record``,
-        each layer's pre-activation ``pre`` and state ``h``."""
+        each layer's state ``h`` (its pre-activation is positive exactly where h is)."""
         finals, trace = [], {}
         for k in range(self.num_layers):
             if k > 0:
                 x = F.dropout(x, self.dropout, self.training)
             wx = self.inputs[k](x)                                    # (B, T, H), one GEMM
             h = wx.new_zeros(wx.shape[0], self.hidden_size) if hidden is None else hidden[k]
-            u, outs, pres = self.u(k), [], []
+            u, outs = self.u(k), []
             for t in range(wx.shape[1]):
-                pre = wx[:, t] + u * h
-                h = torch.relu(pre)
+                h = torch.relu(wx[:, t] + u * h)
                 outs.append(h)
-                pres.append(pre)
             x = torch.stack(outs, dim=1)
             finals.append(h)
             if record:
-                trace[k] = {"pre": torch.stack(pres, dim=1), "h": x}
+                trace[k] = {"h": x}
         return x, torch.stack(finals), trace
+
+    def diagonal_jacobian(self, record: dict[int, dict[str, Tensor]]) -> Tensor:
+        """``dh_t / dh_{t-1}`` of layer 0 at every traced step, a diagonal: (B, T, H) with
+        ``u * 1[h_t > 0]`` (the module doc's product of diagonals)."""
+        return self.u(0) * (record[0]["h"] > 0).to(record[0]["h"].dtype)
 
     def forward(self, x: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(B, T, E) inputs -> (B, T, H) outputs and the (L, B, H) state after step T."""
@@ -88,5 +91,5 @@ class IndRNNCore(nn.Module):
         return out[:, 0], hidden
 
     def trace(self, x: Tensor, hidden: Tensor | None = None):
-        """:meth:`forward` with each layer's pre-activation and state recorded."""
+        """:meth:`forward` with each layer's state ``h`` recorded."""
         return self.run(x, hidden, record=True)

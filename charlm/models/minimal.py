@@ -116,11 +116,15 @@ class MinRecurrence(nn.Module):
     def forward(self, x: Tensor, h0: Tensor | None = None, parallel: bool = True
                 ) -> tuple[Tensor, dict[str, Tensor]]:
         """States h_1..h_T (B, T, H) and the gates, by the log-space scan or step by step."""
+        # the scan runs in float32 at least: bfloat16 cumulative sums lose the small terms
+        wide = torch.promote_types(x.dtype, torch.float32)
+        h0 = None if h0 is None else h0.to(wide)
         if parallel:
             log_a, log_b, named = self.coefficients(x, log=True)
-            return scan_log(log_a, log_b, h0), {k: v.exp() for k, v in named.items()}
+            return (scan_log(log_a.to(wide), log_b.to(wide), h0),
+                    {k: v.exp() for k, v in named.items()})
         a, b, named = self.coefficients(x, log=False)
-        return scan_sequential(a, b, h0), named
+        return scan_sequential(a.to(wide), b.to(wide), h0), named
 
 
 class MinBlock(nn.Module):
@@ -180,6 +184,13 @@ class _MinStack(nn.Module):
     def trace(self, x: Tensor, hidden: Tensor | None = None):
         """:meth:`forward` with each layer's gates and recurrence state ``h`` recorded."""
         return self.run(x, hidden, parallel=True)
+
+    def diagonal_jacobian(self, record: dict[int, dict[str, Tensor]]) -> Tensor:
+        """``dh_t / dh_{t-1}`` of layer 0's recurrence at every traced step, a diagonal:
+        (B, T, H) holding ``1 - z_t`` (minGRU) or ``f'_t`` (minLSTM), since the gates see only
+        the input."""
+        gates = record[0]
+        return 1 - gates["z"] if self.kind == "mingru" else gates["f"]
 
 
 class MinGRUCore(_MinStack):

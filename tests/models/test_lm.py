@@ -28,7 +28,8 @@ def test_carrying_state_over_two_chunks_equals_one_pass(cell):
     whole, _ = model(ids)
     first, h = model(ids[:, :12])
     second, _ = model(ids[:, 12:], detach_hidden(h))
-    torch.testing.assert_close(torch.cat([first, second], 1), whole, atol=1e-6, rtol=1e-5)
+    # 1e-5: a log-space scan (minGRU, minLSTM) sums logs, which rounds a little differently
+    torch.testing.assert_close(torch.cat([first, second], 1), whole, atol=1e-5, rtol=1e-5)
 
 
 def test_unknown_cell_lists_valid_ones():
