@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from charlm.models import CharLM, eval_mode, map_hidden
+from charlm.runtime import threads_for
 from charlm.sampling import StopRule
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def beam_search(model: CharLM, prime_ids: torch.Tensor, length: int, beam_width:
     if beam_width < 1 or num_results < 1 or length < 0:
         raise ValueError(f"beam_width {beam_width} and num_results {num_results} must be >= 1 "
                          f"and length {length} >= 0")
-    with eval_mode(model):
+    with eval_mode(model), threads_for(beam_width, prime_ids.device):
         beams = {b.ids: b for width in sorted({1, beam_width}) for b in
                  _search(model, prime_ids, length, width, alpha, rule)}
     return sorted(beams.values(), key=lambda b: b.score, reverse=True)[:num_results]

@@ -183,7 +183,7 @@ def bench_eval_and_sampling(ids: np.ndarray, V: int, H: int = 512, length: int =
 def run(ids: np.ndarray, V: int, sizes=(128, 256, 512, 1024), cells=cell_names(),
         steps: int = 5, out: str | Path | None = None, echo=print,
         device: torch.device = torch.device("cpu"), precision: str = "fp32",
-        batch_size: int = 64) -> dict:
+        batch_size: int = 64, seq_len: int = 128) -> dict:
     """The whole benchmark: prints a table as it goes and returns (and writes) the JSON."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     report = {"machine": machine(device), "gemm_gflops": gemm_gflops(device, dtype)}
@@ -196,8 +196,8 @@ def run(ids: np.ndarray, V: int, sizes=(128, 256, 512, 1024), cells=cell_names()
     report["training"] = []
     for cell in cells:
         for H in sizes:
-            r = bench_training(cell, H, ids, V, B=batch_size, steps=steps, device=device,
-                               precision=precision)
+            r = bench_training(cell, H, ids, V, B=batch_size, T=seq_len, steps=steps,
+                               device=device, precision=precision)
             r["fraction_of_gemm"] = r["gflops"] / ceiling
             report["training"].append(r)
             echo(f"{cell:>7} {H:>5} {r['parameters']:>9,} {r['bare_chars_per_s']:>11,.0f} "

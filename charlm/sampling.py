@@ -24,6 +24,7 @@ import torch
 from charlm.data import format_chars, normalize_newlines
 from charlm.errors import DataError, SamplingError
 from charlm.models import CharLM, eval_mode
+from charlm.runtime import threads_for
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def generate(model: CharLM, prime_ids: torch.Tensor, length: int, num_samples: i
     Yields:
         (B,) int64 ids of the next character of each sample.
     """
-    with eval_mode(model):
+    with eval_mode(model), threads_for(num_samples, prime_ids.device):
         sampler = Sampler(model, num_samples, temperature, top_k, top_p, generator)
         sampler.feed(prime_ids)                                   # the prefix runs once
         for _ in range(length):

@@ -3,7 +3,8 @@ beside the test suite, for OpenMP settings (the spin count, the wait policy, one
 
     python scripts/fair_threads.py --data ../shared/data/tinyshakespeare.txt --seconds 60
 
-Each setting is given to every process (the training and its neighbour both run charlm). A
+Each setting's environment is given to every process (the training and its neighbour both
+run charlm); its options to the training. A
 training is `configs/shakespeare.yaml` with evaluation, samples and gate statistics off, for
 ``--seconds``; its step count is read from the `done:` line. Run it alone on the machine.
 """
@@ -21,12 +22,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {  # name: environment for every process (libgomp's default spin count: 300,000)
-    "spin 300000 (libgomp default)": {"GOMP_SPINCOUNT": "300000"},
-    "spin 30000": {"GOMP_SPINCOUNT": "30000"},
-    "spin 3000": {"GOMP_SPINCOUNT": "3000"},
-    "passive": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"},
-    "1 thread": {"OMP_NUM_THREADS": "1"},
+SETTINGS = {  # name: (environment for every process, charlm train options)
+    "libgomp default, fixed threads (before)": ({"GOMP_SPINCOUNT": "300000"},
+                                                ["--set", "train.share_cpu=false"]),
+    "spin 30000": ({"GOMP_SPINCOUNT": "30000"}, ["--set", "train.share_cpu=false"]),
+    "spin 3000": ({"GOMP_SPINCOUNT": "3000"}, ["--set", "train.share_cpu=false"]),
+    "passive": ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"},
+                ["--set", "train.share_cpu=false"]),
+    "1 thread": ({"OMP_NUM_THREADS": "1"}, []),
+    "charlm's default (spin 3000, share_cpu)": ({}, []),
 }
 
 
@@ -34,13 +38,14 @@ def charlm(*args) -> list[str]:
     return [sys.executable, "-m", "charlm", *map(str, args)]
 
 
-def train_steps(data: str, seconds: float, env: dict, work: Path, name: str) -> int:
+def train_steps(data: str, seconds: float, env: dict, work: Path, name: str,
+                options: list[str]) -> int:
     """Steps one training makes in ``seconds`` (evaluation off)."""
     out = subprocess.run(charlm(
         "-q", "train", "--config", ROOT / "configs" / "shakespeare.yaml", "--data", data,
         "--max-time", seconds, "--run-name", name, "--seed", 1, "--no-progress",
         "--set", "train.eval_interval=1000000", "--set", "train.sample_length=0",
-        "--set", "train.log_gates=false"), cwd=work, env=env, capture_output=True, text=True,
+        "--set", "train.log_gates=false", *options), cwd=work, env=env, capture_output=True, text=True,
         check=True).stdout
     return int(re.search(r", (\d+) steps in", out).group(1))
 
@@ -68,13 +73,15 @@ def main() -> None:
                           args.data, "--run-name", "tiny", "--max-steps", 20), cwd=work,
                    check=True, capture_output=True)
     for i, name in enumerate(args.settings):
-        env = dict(os.environ) | SETTINGS[name]
-        row = [train_steps(args.data, args.seconds, env, work, f"solo-{i}")]
+        env, options = SETTINGS[name]
+        env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"} | env
+        row = [train_steps(args.data, args.seconds, env, work, f"solo-{i}", options)]
         for kind in ("sample", "tests"):
             other = neighbour(kind, env, work)
             time.sleep(3)
             try:
-                row.append(train_steps(args.data, args.seconds, env, work, f"{kind}-{i}"))
+                row.append(train_steps(args.data, args.seconds, env, work, f"{kind}-{i}",
+                                       options))
             finally:
                 os.killpg(other.pid, 15)
                 other.wait()

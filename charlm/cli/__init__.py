@@ -7,6 +7,8 @@ report; torch is imported inside the commands so ``charlm --help`` stays fast. E
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from charlm import __version__
@@ -16,6 +18,17 @@ from charlm.cli.look import gradflow, inspect, visualize
 from charlm.cli.score import score
 from charlm.cli.train import train
 from charlm.errors import CharLMError
+
+
+# libgomp (torch's OpenMP on Linux) spins 300,000 times before a thread waiting for work
+# sleeps; two torch processes on the same cores then burn each other's time spinning
+# (scripts/fair_threads.py measured a training at 2% of its speed beside a second one).
+# 3,000 spins kept a training's solo speed and gave a third of it back beside another.
+SPIN_COUNT = "3000"
+
+
+if "OMP_WAIT_POLICY" not in os.environ:  # here, before any command imports torch
+    os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
 
 
 class _Group(click.Group):

@@ -18,17 +18,19 @@ BATCH = {"cpu": 64, "cuda": 128}
               help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
               show_default=True, help="bf16: forward passes under bfloat16 autocast.")
-@click.option("--sizes", help=h("hidden_size values (L = 2, T = 128).",
+@click.option("--sizes", help=h("hidden_size values (L = 2).",
                                 f"{SIZES['cpu']} on a CPU, {SIZES['cuda']} on a GPU"))
 @click.option("--batch-size", type=click.IntRange(min=1),
               help=h("Streams B.", f"{BATCH['cpu']} on a CPU, {BATCH['cuda']} on a GPU"))
+@click.option("--seq-len", type=click.IntRange(min=1), default=128, show_default=True,
+              help="BPTT length T.")
 @click.option("--cells", default="lstm,gru,rnn", show_default=True,
               help="Comma-separated cells of the cell table.")
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed steps per measurement (after 2 warm-up steps).")
 @cache_option
 @output_option("JSON report.", default="bench.json")
-def bench(data, device, precision, sizes, batch_size, cells, steps, cache_dir,
+def bench(data, device, precision, sizes, batch_size, seq_len, cells, steps, cache_dir,
           output) -> None:
     """Measure the matmul ceiling, training chars/s (charlm vs a bare PyTorch loop) and model
     FLOP/s, evaluation and sampling chars/s, and peak memory; print a table and write JSON.
@@ -47,7 +49,8 @@ def bench(data, device, precision, sizes, batch_size, cells, steps, cache_dir,
                                  param_hint="--cells")
     corpus = read_corpus(DataConfig(), None, cache_dir, corpus=data)
     run(corpus.ids[:2_000_000], corpus.vocab.size, size_list, cell_list, steps, output,
-        echo=click.echo, device=dev, precision=precision, batch_size=batch_size or BATCH[kind])
+        echo=click.echo, device=dev, precision=precision, batch_size=batch_size or BATCH[kind],
+        seq_len=seq_len)
 
 
 def _integers(text: str, option: str) -> list[int]:

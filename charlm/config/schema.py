@@ -130,6 +130,9 @@ class TrainConfig:
     precision: str = _field("fp32", "bf16 runs forward passes under torch.autocast in "
                             "bfloat16 (for GPUs; losses stay fp32)", choices=("fp32", "bf16"))
     compile: bool = _field(False, "torch.compile the model for training steps")
+    share_cpu: bool = _field(True, "on a CPU, train on one thread while other processes keep "
+                             "the CPU busy, and on all again when they stop (minGRU and "
+                             "minLSTM results then differ in their last bits)")
     run_name: Optional[str] = _field(None, "run folder name (letters, digits, . _ -); unset "
                                      "uses time and cell", flag="--run-name")
     checkpoint_dir: str = _field("checkpoints", "parent folder of run checkpoints",

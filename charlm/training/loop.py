@@ -10,11 +10,12 @@ Shape legend: B batch (streams), T time steps, L layers, H hidden size.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -25,6 +26,7 @@ from charlm.data import TBPTTBatches
 from charlm.distributed import SINGLE, Dist
 from charlm.metrics import nats_to_bits
 from charlm.models import CharLM, Hidden, map_hidden
+from charlm.runtime import ThreadShare
 from charlm.training.schedule import Budget, lr_at
 from charlm.training.stats import IntervalStats
 from charlm.training.step import optim_lr, skips_on_device, train_step
@@ -92,7 +94,7 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
         NumericalError: after ``train.max_nonfinite`` skipped updates in a row.
     """
     loop = _Loop(model, optimizer, batches, state, hooks, train, optim, dist)
-    with loop.bar, logging_redirect_tqdm():
+    with loop.bar, logging_redirect_tqdm(), loop.cpu_share():
         while not loop.budget_spent():
             if loop.paused():
                 return state, hidden
@@ -120,8 +122,18 @@ class _Loop:
         self.eval_s = 0.0  # seconds this call spent evaluating (time/eval_fraction)
         self.began = time.perf_counter()
         self.stop = False
+        self.threads = ThreadShare() if device.type == "cpu" and train.share_cpu else None
         self.bar = _Progress(self.budget, state, disable=True if not dist.is_main else
                              (not train.progress) if train.progress is not None else None)
+
+    @contextlib.contextmanager
+    def cpu_share(self) -> Iterator[None]:
+        """On a CPU, share it fairly with other busy processes (:class:`ThreadShare`)."""
+        try:
+            yield
+        finally:
+            if self.threads is not None:
+                self.threads.restore()
 
     def budget_spent(self) -> bool:
         """Agree with the other ranks on the clock and on stopping; True once the budget
@@ -140,6 +152,8 @@ class _Loop:
     def step(self, hidden: Hidden | None) -> Hidden | None:
         """One optimizer update on the next chunk; returns the carried state."""
         s = self.state
+        if self.threads is not None:
+            self.threads.check()
         if s.chunk >= self.batches.num_chunks:  # the epoch is over: wrap, reset the state
             s.epoch, s.chunk, hidden = s.epoch + 1, 0, None
         self.lr = lr_at(self.optim, s.step,

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charlm.models.indrnn import MAX_GAIN, T_MAX, IndRNNCore
-from charlm.models.minimal import MinGRUCore, MinLSTMCore, MinRecurrence, scan_log, \
+from charlm.models.minimal import MinGRUCore, MinLSTMCore, MinRecurrence, scan_linear, scan_log, \
     scan_sequential
 
 
@@ -126,3 +126,28 @@ def test_indrnn_recurrent_weights_stay_within_the_bound():
         core.recurrent[0].copy_(torch.tensor([-5.0, 0.5, 5.0]))
     bound = MAX_GAIN ** (1 / T_MAX)
     assert core.u(0).tolist() == pytest.approx([-bound, 0.5, bound])
+
+
+@pytest.mark.parametrize("kind", ["mingru", "minlstm"])
+def test_the_three_scans_agree_on_a_layer(kind):
+    """The log-space scan (GPU), the linear scan with its own backward (CPU training) and the
+    step-by-step recurrence (sampling) give one result, and the same gradients."""
+    torch.manual_seed(0)
+    rec = MinRecurrence(16, kind).double()
+    x = torch.randn(3, 30, 16, dtype=torch.float64, requires_grad=True)
+    h0 = torch.rand(3, 16, dtype=torch.float64) + 0.1
+    log_a, log_b, _ = rec.log_coefficients(x)
+    a, b, _ = rec.coefficients(x)
+    results = [scan_log(log_a, log_b, h0), scan_linear(a, b, h0), scan_sequential(a, b, h0)]
+    grads = [torch.autograd.grad(r.pow(2).sum(), x, retain_graph=True)[0] for r in results]
+    for r, gr in zip(results[1:], grads[1:]):
+        torch.testing.assert_close(r, results[0], atol=1e-10, rtol=1e-10)
+        torch.testing.assert_close(gr, grads[0], atol=1e-9, rtol=1e-9)
+
+
+def test_linear_scan_gradients_match_finite_differences():
+    torch.manual_seed(0)
+    a = (torch.rand(2, 6, 3, dtype=torch.float64) * 0.9 + 0.05).requires_grad_()
+    b = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(scan_linear, (a, b, h0))
