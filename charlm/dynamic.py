@@ -42,7 +42,7 @@ import torch
 
 from charlm.data import TBPTTBatches
 from charlm.errors import DataError
-from charlm.evaluation import loss_fn
+from charlm.evaluation import loss_fn, scored_ids
 from charlm.models import CharLM, detach_hidden, eval_mode
 
 logger = logging.getLogger(__name__)
@@ -121,11 +121,7 @@ def dynamic_evaluate(model: CharLM, ids: np.ndarray, settings: DynamicSettings,
     Raises:
         DataError: if the split has fewer than 2 ids, or ``rms`` lacks training text.
     """
-    if max_chars is not None:
-        ids = ids[:max_chars + 1]
-    if len(ids) < 2:
-        raise DataError(f"the split to evaluate has {len(ids)} character(s); dynamic "
-                        f"evaluation needs at least 2")
+    ids = scored_ids(ids, max_chars)
     device = next(model.parameters()).device
     batches = TBPTTBatches(ids, 1, settings.seq_len, device)   # one stream, every target once
     sums = torch.zeros(batches.num_chunks, dtype=torch.float64, device=device)

@@ -73,11 +73,7 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
     Raises:
         DataError: if the split has fewer than 2 characters.
     """
-    if max_chars is not None:
-        ids = ids[:max_chars + 1]
-    if len(ids) < 2:
-        raise DataError(f"the split to evaluate has {len(ids)} character(s); it needs at least "
-                        f"2 (its size comes from data.train_frac and data.val_frac)")
+    ids = scored_ids(ids, max_chars)
     device = next(model.parameters()).device
     B = stream_count(len(ids) - 1, batch_size, warmup)
     batches = TBPTTBatches(ids, B, seq_len, device, rows=dist.rows(B, exact=False))
@@ -92,6 +88,20 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
             total += loss_fn(logits, y, reduction="sum")
     pairs = len(ids) - 1
     return dist.sum_(total).item() / pairs, pairs
+
+
+def scored_ids(ids: np.ndarray, max_chars: int | None) -> np.ndarray:
+    """``ids`` cut to ``max_chars`` targets (None: all), checked to hold one.
+
+    Raises:
+        DataError: if fewer than 2 ids are left.
+    """
+    if max_chars is not None:
+        ids = ids[:max_chars + 1]
+    if len(ids) < 2:
+        raise DataError(f"the split to evaluate has {len(ids)} character(s); it needs at least "
+                        f"2 (its size comes from data.train_frac and data.val_frac)")
+    return ids
 
 
 def stream_count(pairs: int, batch_size: int, warmup: int) -> int:
