@@ -180,11 +180,33 @@ def bench_eval_and_sampling(ids: np.ndarray, V: int, H: int = 512, length: int =
     return out
 
 
+def parameter_count(cell: str, V: int, H: int, L: int = 2, E: int = 64) -> int:
+    """Trainable parameters of a ``CharLM(V, cell, E, H, L)``, counted without allocating it."""
+    with torch.device("meta"):
+        return CharLM(V, cell, E, H, L).num_parameters()
+
+
+def matched_width(cell: str, V: int, target: int, L: int = 2, E: int = 64) -> int:
+    """The hidden size H at which ``cell`` has the parameter count nearest ``target``
+    (parameters grow with H, so a bisection finds it)."""
+    lo, hi = 1, 1
+    while parameter_count(cell, V, hi, L, E) < target:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if parameter_count(cell, V, mid, L, E) < target else (lo, mid)
+    return min((lo, hi), key=lambda h: abs(parameter_count(cell, V, h, L, E) - target))
+
+
 def run(ids: np.ndarray, V: int, sizes=(128, 256, 512, 1024), cells=cell_names(),
         steps: int = 5, out: str | Path | None = None, echo=print,
         device: torch.device = torch.device("cpu"), precision: str = "fp32",
-        batch_size: int = 64, seq_len: int = 128) -> dict:
-    """The whole benchmark: prints a table as it goes and returns (and writes) the JSON."""
+        batch_size: int = 64, seq_len: int = 128, equal_params: bool = False) -> dict:
+    """The whole benchmark: prints a table as it goes and returns (and writes) the JSON.
+
+    With ``equal_params``, each size in ``sizes`` is an LSTM's hidden size and every cell runs
+    at the hidden size that gives it the same parameter count as that LSTM.
+    """
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     report = {"machine": machine(device), "gemm_gflops": gemm_gflops(device, dtype)}
     ceiling = max(report["gemm_gflops"].values())
@@ -195,7 +217,9 @@ def run(ids: np.ndarray, V: int, sizes=(128, 256, 512, 1024), cells=cell_names()
          f"{'GFLOP/s':>9} {'of GEMM':>8}")
     report["training"] = []
     for cell in cells:
-        for H in sizes:
+        for size in sizes:
+            H = (matched_width(cell, V, parameter_count("lstm", V, size)) if equal_params
+                 else size)
             r = bench_training(cell, H, ids, V, B=batch_size, T=seq_len, steps=steps,
                                device=device, precision=precision)
             r["fraction_of_gemm"] = r["gflops"] / ceiling

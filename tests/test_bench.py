@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from charlm.bench import bench_eval_and_sampling, bench_training, train_flops_per_char
+from charlm.bench import (
+    bench_eval_and_sampling,
+    bench_training,
+    matched_width,
+    parameter_count,
+    train_flops_per_char,
+)
 from charlm.cell_table import CELLS
 from charlm.models import CharLM
 
@@ -28,3 +34,13 @@ def test_miniature_inference_bench():
     ids = np.random.default_rng(0).integers(0, 30, 5_000).astype(np.uint8)
     r = bench_eval_and_sampling(ids, 30, H=16, length=20)
     assert {"eval_chars_per_s", "sample_b1_chars_per_s", "sample_b32_chars_per_s"} <= set(r)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_matched_width_gives_the_nearest_parameter_count(cell):
+    target = parameter_count("lstm", 65, 256)
+    H = matched_width(cell, 65, target)
+    gap = abs(parameter_count(cell, 65, H) - target)
+    assert gap <= abs(parameter_count(cell, 65, H + 1) - target)
+    assert gap <= abs(parameter_count(cell, 65, H - 1) - target)
+    assert parameter_count(cell, 65, H) == CharLM(65, cell, 64, H, 2).num_parameters()

@@ -26,12 +26,15 @@ BATCH = {"cpu": 64, "cuda": 128}
               help="BPTT length T.")
 @click.option("--cells", default="lstm,gru,rnn", show_default=True,
               help="Comma-separated cells of the cell table.")
+@click.option("--equal-params", is_flag=True,
+              help="Read --sizes as LSTM hidden sizes and run every cell at the hidden size "
+                   "with the same parameter count.")
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed steps per measurement (after 2 warm-up steps).")
 @cache_option
 @output_option("JSON report.", default="bench.json")
-def bench(data, device, precision, sizes, batch_size, seq_len, cells, steps, cache_dir,
-          output) -> None:
+def bench(data, device, precision, sizes, batch_size, seq_len, cells, equal_params, steps,
+          cache_dir, output) -> None:
     """Measure the matmul ceiling, training chars/s (charlm vs a bare PyTorch loop) and model
     FLOP/s, evaluation and sampling chars/s, and peak memory; print a table and write JSON.
     On a GPU every timing follows a device synchronisation."""
@@ -50,7 +53,7 @@ def bench(data, device, precision, sizes, batch_size, seq_len, cells, steps, cac
     corpus = read_corpus(DataConfig(), None, cache_dir, corpus=data)
     run(corpus.ids[:2_000_000], corpus.vocab.size, size_list, cell_list, steps, output,
         echo=click.echo, device=dev, precision=precision, batch_size=batch_size or BATCH[kind],
-        seq_len=seq_len)
+        seq_len=seq_len, equal_params=equal_params)
 
 
 def _integers(text: str, option: str) -> list[int]:

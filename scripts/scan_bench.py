@@ -1,0 +1,73 @@
+"""Where a minGRU layer's training time goes: the three scans against the gate GEMM.
+
+    python scripts/scan_bench.py                 # B 32, T 64, H 512, as in the README
+    python scripts/scan_bench.py --hidden-size 264 --repeats 50
+
+Times one forward and backward pass (milliseconds) of minGRU's recurrence h_t = (1 - z_t) h_{t-1}
++ z_t h~_t over a (B, T, H) input with each scan of ``charlm.models.minimal``: the log-space
+scan (``scan_log``, Heinsen 2023, used on GPUs), the sequential loop through autograd
+(``scan_sequential``) and the sequential loop with its hand-written backward (``scan_linear``,
+used on CPUs); then the layer's gate GEMM (one ``nn.Linear(H, 2H)`` over B*T rows) for scale.
+Prints the machine first. Run it alone: the figures are wall-clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+import torch.nn.functional as F
+
+from charlm.models.minimal import g, log_g, scan_linear, scan_log, scan_sequential
+
+
+def log_space(k: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    kz, kh = k.chunk(2, -1)
+    return scan_log(-F.softplus(kz), -F.softplus(-kz) + log_g(kh), h0)
+
+
+def linear_space(scan):
+    def run(k: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        kz, kh = k.chunk(2, -1)
+        z = torch.sigmoid(kz)
+        return scan(1 - z, z * g(kh), h0)
+    return run
+
+
+def ms_per_pass(fn, args, repeats: int) -> float:
+    """Mean milliseconds of ``fn(*args).sum().backward()`` after 3 warm-up passes."""
+    for _ in range(3):
+        fn(*args).sum().backward()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn(*args).sum().backward()
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--hidden-size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    B, T, H = args.batch_size, args.seq_len, args.hidden_size
+    print(f"machine: {platform.platform()}, {torch.get_num_threads()} threads, torch "
+          f"{torch.__version__}; B {B}, T {T}, H {H}, forward + backward")
+    torch.manual_seed(0)
+    k = torch.randn(B, T, 2 * H, requires_grad=True)
+    h0 = torch.rand(B, H) + 0.1
+    for name, fn in (("log-space scan (scan_log)", log_space),
+                     ("sequential, autograd (scan_sequential)", linear_space(scan_sequential)),
+                     ("sequential, own backward (scan_linear)", linear_space(scan_linear))):
+        print(f"  {name:<40} {ms_per_pass(fn, (k, h0), args.repeats):8.2f} ms")
+    x = torch.randn(B * T, H, requires_grad=True)
+    gemm = torch.nn.Linear(H, 2 * H)
+    print(f"  {'gate GEMM (Linear H -> 2H over B*T rows)':<40} "
+          f"{ms_per_pass(gemm, (x,), args.repeats):8.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
