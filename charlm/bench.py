@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import platform
 import resource
@@ -87,15 +88,26 @@ def train_flops_per_char(model: torch.nn.Module) -> float:
     return 3.0 * 2.0 * weights
 
 
-def _timed(run_steps, warmup: int, steps: int, device: torch.device) -> float:
-    """Seconds per step of ``run_steps(n)`` after ``warmup`` steps, the device synchronised
+def _timed(loops: dict, warmup: int, steps: int, device: torch.device,
+           rounds: int = 3) -> dict[str, float]:
+    """Seconds per step of each ``loops[name](n)``: ``warmup`` steps each, then ``rounds``
+    rounds in which every loop runs its share of ``steps`` in turn; each loop's fastest round
+    counts. Alternating the loops within one run spreads the machine's drift over all of them
+    instead of charging it to whichever ran during a slow spell. The device is synchronised
     before each clock reading."""
-    run_steps(warmup)
-    synchronize(device)
-    start = time.perf_counter()
-    run_steps(steps)
-    synchronize(device)
-    return (time.perf_counter() - start) / steps
+    for run_steps in loops.values():
+        run_steps(warmup)
+    rounds = max(1, min(rounds, steps))
+    best = dict.fromkeys(loops, math.inf)
+    for r in range(rounds):
+        n = steps // rounds + (1 if r < steps % rounds else 0)
+        for name, run_steps in loops.items():
+            synchronize(device)
+            start = time.perf_counter()
+            run_steps(n)
+            synchronize(device)
+            best[name] = min(best[name], (time.perf_counter() - start) / n)
+    return best
 
 
 def bare_loop(model: CharLM, batches: TBPTTBatches, lr: float = 5e-3,
@@ -145,11 +157,14 @@ def bench_training(cell: str, H: int, ids: np.ndarray, V: int, B: int = 64, T: i
     autocast = torch.bfloat16 if precision == "bf16" else None
     result = {"cell": cell, "hidden_size": H, "num_layers": L, "batch_size": B, "seq_len": T,
               "precision": precision}
+    loops = {}
     for name, make in (("bare", lambda m: bare_loop(m, batches, autocast=autocast)),
                        ("charlm", lambda m: charlm_loop(m, batches, cfg))):
         torch.manual_seed(0)
         model = CharLM(V, cell, E, H, L).to(device)
-        result[f"{name}_chars_per_s"] = B * T / _timed(make(model), 2, steps, device)
+        loops[name] = make(model)
+    for name, seconds in _timed(loops, 2, steps, device).items():
+        result[f"{name}_chars_per_s"] = B * T / seconds
     result["parameters"] = model.num_parameters()
     result["ratio"] = result["charlm_chars_per_s"] / result["bare_chars_per_s"]
     result["gflops"] = train_flops_per_char(model) * result["charlm_chars_per_s"] / 1e9

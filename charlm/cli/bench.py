@@ -30,7 +30,8 @@ BATCH = {"cpu": 64, "cuda": 128}
               help="Read --sizes as LSTM hidden sizes and run every cell at the hidden size "
                    "with the same parameter count.")
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Timed steps per measurement (after 2 warm-up steps).")
+              help="Timed steps of each loop (after 2 warm-up steps), in up to 3 rounds that "
+                   "alternate the loops; each loop's fastest round counts.")
 @cache_option
 @output_option("JSON report.", default="bench.json")
 def bench(data, device, precision, sizes, batch_size, seq_len, cells, equal_params, steps,
