@@ -102,7 +102,9 @@ def _cpu_times() -> tuple[float, float, float] | None:
     except (OSError, IndexError):
         return None
     tick = os.sysconf("SC_CLK_TCK")
-    busy = sum(int(f) for i, f in enumerate(fields[:8]) if i not in (3, 4))  # not idle/iowait
+    # user, nice, system, irq, softirq: not idle or iowait, nor steal (time the hypervisor gave
+    # to other machines, which no thread count here can change)
+    busy = sum(int(f) for i, f in enumerate(fields[:7]) if i not in (3, 4))
     return time.monotonic(), busy / tick, (int(mine[11]) + int(mine[12])) / tick
 
 
