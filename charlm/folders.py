@@ -75,8 +75,10 @@ def claim_run(cfg: RunConfig, resume_dir: Path | None = None, write: bool = True
         yield paths
     finally:
         lock.unlink(missing_ok=True)
-        if fresh and not any(folder.iterdir()):
+        if fresh and not any(folder.iterdir()):  # a run that failed before writing anything
             folder.rmdir()
+            with contextlib.suppress(OSError):  # its TensorBoard folder too, if still empty
+                paths.logs.rmdir()
 
 
 def _paths(name: str, checkpoints: Path, log_dir: str) -> RunPaths:

@@ -260,3 +260,10 @@ def test_an_encoding_killed_midway_leaves_no_folder_behind(tmp_path, stdlib_text
     (tmp_path / "c.txt").write_text(stdlib_text[:20_000])
     run_ok(*TRAIN, "--data", "c.txt", "--max-steps", 2, cwd=tmp_path)
     assert not stale.exists()
+
+
+def test_a_run_that_fails_before_training_leaves_no_folders(tmp_path):
+    one_line_error(run_cli(*TRAIN, "--data", "missing.txt", "--run-name", "gone", cwd=tmp_path),
+                   "missing.txt", "--data")
+    assert not (tmp_path / "checkpoints" / "gone").exists()
+    assert not (tmp_path / "runs" / "gone").exists()
