@@ -156,7 +156,11 @@ def _trained_profiles(checkpoints, checkpoint_dir, device, data, cache_dir, hori
     for target in checkpoints:
         path, _, model, vocab, cfg, _ = open_model(target, checkpoint_dir, device)
         val = read_corpus(cfg.data, vocab, cache_dir, corpus=data).splits["val"]
-        label = f"{Path(path).parent.name}/{Path(path).stem}"
+        label = f"{Path(path).parent.name}/{Path(path).stem} ({cfg.model.cell})"
+        n = 1
+        while any(k == label or k.startswith(f"{label} (closed form)") for k in profiles):
+            n += 1  # two runs with the same folder name: keep both curves apart
+            label = f"{Path(path).parent.name}/{Path(path).stem} ({cfg.model.cell}) #{n}"
         profiles |= model_profile(model, val, horizon, windows, seed, label=label)
     return profiles
 

@@ -46,3 +46,11 @@ def test_gradflow_visualize_and_training_logs(tmp_path, corpus_file):
     assert html.startswith("<!DOCTYPE html>") and html.count("<span") >= 300
     bad = run_cli("visualize", run, "--unit", "9:9", "--out", page, cwd=tmp_path)
     assert bad.returncode == 1 and "does not exist" in bad.stderr
+
+    twin = tmp_path / "elsewhere" / "g"  # another run folder of the same name
+    twin.mkdir(parents=True)
+    (twin / "best.pt").write_bytes(run.read_bytes())
+    run_ok("gradflow", run, twin / "best.pt", "--horizon", 5, "--windows", 2, "--output",
+           tmp_path / "gf2", cwd=tmp_path)
+    header = next(csv.reader((tmp_path / "gf2" / "gradflow.csv").open()))
+    assert header == ["k", "g/best (lstm)", "g/best (lstm) #2"]
