@@ -114,6 +114,10 @@ HPARAMS = ("model.cell", "model.hidden_size", "model.num_layers", "model.embeddi
            "data.corpus", "data.unit", "train.precision", "device", "world_size",
            "optim.min_lr", "optim.warmup_steps", "optim.weight_decay", "optim.schedule",
            "train.seed")
+# The columns the HPARAMS table shows first and ticks by default. TensorBoard (2.1x) sorts the
+# table by each hyperparameter's ``differs`` flag, then by name, and ticks the first five; a
+# run cannot know what its siblings differ in, so these are marked as differing.
+LEADING = ("model.cell", "model.hidden_size", "model.num_layers", "optim.lr")
 # The metrics of that table: tags whose last value the HPARAMS plugin shows.
 METRICS = ("val/best_loss", "val/best_bpc", "loss/val", "bpc/val", "run/parameters",
            "run/steps", "run/wall_s", "run/chars_per_s")
@@ -141,8 +145,22 @@ def log_hparams(writer, hparams: Mapping[str, Any], final: Mapping[str, float],
 
     for tag, value in final.items():
         writer.add_scalar(tag, float(value), step)
-    for summary in summaries(dict(hparams), {tag: 0.0 for tag in METRICS}):
+    experiment, start, end = summaries(dict(hparams), {tag: 0.0 for tag in METRICS})
+    for summary in (_leading_first(experiment), start, end):
         writer.file_writer.add_summary(summary, step)
+
+
+def _leading_first(summary):
+    """The experiment summary with the :data:`LEADING` hyperparameters marked ``differs``, so
+    that TensorBoard's HPARAMS table shows them first."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    metadata = summary.value[0].metadata.plugin_data
+    data = plugin_data_pb2.HParamsPluginData.FromString(metadata.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in LEADING
+    metadata.content = data.SerializeToString()
+    return summary
 
 
 def log_layout(writer) -> None:

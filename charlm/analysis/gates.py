@@ -58,7 +58,8 @@ def gate_statistics(model: CharLM, ids: np.ndarray, batch: int = 8, length: int 
     text.
 
     Returns:
-        ``{layer: {gate: (left_fraction, right_fraction)}}``; empty for the vanilla RNN.
+        ``{layer: {gate: (left_fraction, right_fraction)}}``; empty for cores without sigmoid
+        gates (rnn, indrnn).
     References:
         Karpathy, Johnson & Fei-Fei 2015, "Visualizing and understanding recurrent networks".
     """
@@ -72,7 +73,7 @@ def gate_statistics(model: CharLM, ids: np.ndarray, batch: int = 8, length: int 
 def format_gates(stats: dict[int, dict[str, tuple[float, float]]]) -> str:
     """One line per layer and gate: left- and right-saturated percentages."""
     if not stats or not any(stats.values()):
-        return "no sigmoid gates (vanilla RNN)"
+        return "no sigmoid gates in this core (rnn and indrnn have none)"
     lines = ["layer gate  left<0.1  right>0.9"]
     for layer, gates in stats.items():
         for gate, (left, right) in gates.items():

@@ -55,6 +55,10 @@ def test_hparams_open_on_what_tells_runs_apart_and_hold_no_paths(events):
                          "model.embedding_size", "model.dropout", "optim.lr",
                          "train.batch_size", "train.seq_len", "optim.grad_clip"]
     assert not [n for n in names if n.endswith("_dir") or n == "train.run_name"]
+    # TensorBoard sorts the table by `differs`, then name: cell, size, layers and lr lead
+    shown = sorted(experiment.hparam_infos, key=lambda h: (not h.differs, h.name))
+    assert [h.name for h in shown][:4] == ["model.cell", "model.hidden_size",
+                                           "model.num_layers", "optim.lr"]
     values = hparams_data(found, "session_start_info").session_start_info.hparams
     assert values["data.corpus"].string_value == "corpus.txt"           # a name, not a path
     assert values["device"].string_value == "cpu" and values["world_size"].number_value == 1
