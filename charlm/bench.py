@@ -152,6 +152,7 @@ def bench_training(cell: str, H: int, ids: np.ndarray, V: int, B: int = 64, T: i
     cfg = build_config(sets=["train.max_time=null", "train.max_steps=1", "train.progress=false",
                              "train.eval_interval=1000000", "train.checkpoint_interval=1000000",
                              "train.log_interval=50", "train.log_gates=false",
+                             "train.share_cpu=false",  # the same threads as the bare loop
                              f"train.precision={precision}"])
     batches = TBPTTBatches(ids, B, T, device)
     autocast = torch.bfloat16 if precision == "bf16" else None

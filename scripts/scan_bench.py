@@ -1,14 +1,15 @@
 """Where a minGRU layer's training time goes: the three scans against the gate GEMM.
 
-    python scripts/scan_bench.py                 # B 32, T 64, H 512, as in the README
+    python scripts/scan_bench.py                 # B 32, T 64, H 512, as in docs/cores.md
     python scripts/scan_bench.py --hidden-size 264 --repeats 50
 
 Times one forward and backward pass (milliseconds) of minGRU's recurrence h_t = (1 - z_t) h_{t-1}
 + z_t h~_t over a (B, T, H) input with each scan of ``charlm.models.minimal``: the log-space
 scan (``scan_log``, Heinsen 2023, used on GPUs), the sequential loop through autograd
 (``scan_sequential``) and the sequential loop with its hand-written backward (``scan_linear``,
-used on CPUs); then the layer's gate GEMM (one ``nn.Linear(H, 2H)`` over B*T rows) for scale.
-Prints the machine first. Run it alone: the figures are wall-clock.
+used on CPUs), with ``--compile`` also the first two under ``torch.compile``; then the layer's
+gate GEMM (one ``nn.Linear(H, 2H)`` over B*T rows) for scale. Prints the machine first. Run
+it alone: the figures are wall-clock.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--hidden-size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile of the log-space and autograd scans")
     args = parser.parse_args()
     B, T, H = args.batch_size, args.seq_len, args.hidden_size
     print(f"machine: {platform.platform()}, {torch.get_num_threads()} threads, torch "
@@ -59,9 +62,14 @@ def main() -> None:
     torch.manual_seed(0)
     k = torch.randn(B, T, 2 * H, requires_grad=True)
     h0 = torch.rand(B, H) + 0.1
-    for name, fn in (("log-space scan (scan_log)", log_space),
-                     ("sequential, autograd (scan_sequential)", linear_space(scan_sequential)),
-                     ("sequential, own backward (scan_linear)", linear_space(scan_linear))):
+    scans = [("log-space scan (scan_log)", log_space),
+             ("sequential, autograd (scan_sequential)", linear_space(scan_sequential)),
+             ("sequential, own backward (scan_linear)", linear_space(scan_linear))]
+    if args.compile:
+        scans += [("torch.compile(log-space scan)", torch.compile(log_space)),
+                  ("torch.compile(sequential, autograd)",
+                   torch.compile(linear_space(scan_sequential)))]
+    for name, fn in scans:
         print(f"  {name:<40} {ms_per_pass(fn, (k, h0), args.repeats):8.2f} ms")
     x = torch.randn(B * T, H, requires_grad=True)
     gemm = torch.nn.Linear(H, 2 * H)

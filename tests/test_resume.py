@@ -24,7 +24,8 @@ ARGS = ["--config", CONFIGS / "tiny.yaml", "--seed", 7, "--max-steps", STEPS, "-
         "--num-layers", 2, "--dropout", 0.1, "--hidden-size", 16, "--batch-size", 4,
         "--set", "train.max_time=null", "--set", f"train.checkpoint_interval={N}",
         "--set", "train.eval_interval=20", "--set", "train.log_interval=1",
-        "--set", "train.eval_max_chars=500"]
+        "--set", "train.eval_max_chars=500",
+        "--set", "train.share_cpu=false"]  # a busy machine must not change the thread count
 
 
 @pytest.fixture(scope="module")
