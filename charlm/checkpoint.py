@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import random
 import re
 import secrets
 import warnings
@@ -74,9 +75,22 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    except OSError as exc:
-        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    except (OSError, RuntimeError) as exc:  # torch.save turns a failed write into RuntimeError
+        cause = _os_error(exc)
+        if cause is None:
+            raise
+        raise CheckpointError(f"cannot write checkpoint {path}: {cause.strerror or cause}"
+                              ) from None
     return path
+
+
+def _os_error(exc: BaseException | None) -> OSError | None:
+    """The OSError behind ``exc`` (itself, or one it was raised while handling), or None."""
+    while exc is not None:
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -141,7 +155,8 @@ def _check_format(ckpt: dict, path: Path) -> None:
                                                                    dict) else "?"
     raise CheckpointError(f"{path} has checkpoint format {version}; this charlm ({__version__}) "
                           f"reads format {FORMAT_VERSION}" + (
-                              f": it was written by a newer charlm ({by}); upgrade charlm to "
+                              f": it was written by a newer charlm"
+                              f"{f' ({by})' if by != __version__ else ''}; upgrade charlm to "
                               f"use it" if newer else ""))
 
 
@@ -160,9 +175,49 @@ def _check_resumable(ckpt: dict, path: Path) -> None:
         else []) + (
         ["its rng entry lacks the python or torch state"] if not isinstance(rng, dict) or
         {"python", "torch"} - set(rng) else [])
+    if not problems:
+        problems = _counter_problems(state) + _rng_problems(rng) + _hidden_problems(ckpt)
     if problems:
         raise CheckpointError(f"{path} cannot be resumed: {'; '.join(problems)}; start a new "
                               f"run from its weights with --init-from instead")
+
+
+def _counter_problems(state: dict) -> list[str]:
+    """Counters a resume cannot start from (negative, or not whole numbers)."""
+    bad = [k for k in ("step", "epoch", "chunk", "nonfinite_steps")
+           if isinstance(state[k], bool) or not isinstance(state[k], int) or state[k] < 0]
+    return [f"its state has invalid {', '.join(f'{k}={state[k]!r}' for k in bad)}"] if bad \
+        else []
+
+
+def _rng_problems(rng: dict) -> list[str]:
+    """Restore the RNG states into scratch generators: what ``restore_rng`` would reject."""
+    try:
+        version, internal, gauss = rng["python"]
+        random.Random().setstate((version, tuple(internal), gauss))
+        torch.Generator().set_state(rng["torch"])
+    except (TypeError, ValueError, RuntimeError):
+        return ["its rng entry does not hold valid random-number-generator states"]
+    return []
+
+
+def _hidden_problems(ckpt: dict) -> list[str]:
+    """The carried state must be (L, B, H) tensors (an LSTM's pair) of the run's config."""
+    hidden = ckpt.get("hidden")
+    if hidden is None:
+        return []
+    try:
+        m, t = ckpt["config"]["model"], ckpt["config"]["train"]
+        want = (int(m["num_layers"]), int(t["batch_size"]), int(m["hidden_size"]))
+    except (KeyError, TypeError, ValueError):
+        return []  # the config check names what is wrong with the config
+    parts = hidden if isinstance(hidden, (tuple, list)) else (hidden,)
+    if all(isinstance(h, torch.Tensor) and tuple(h.shape) == want for h in parts):
+        return []
+    got = ", ".join(str(tuple(h.shape)) if isinstance(h, torch.Tensor) else type(h).__name__
+                    for h in parts)
+    return [f"its carried hidden state is {got}, not (num_layers, batch_size, hidden_size) "
+            f"= {want}"]
 
 
 def _reason(exc: Exception) -> str:
@@ -327,10 +382,17 @@ def resume_target(target: str, checkpoint_dir: str | Path) -> Path:
     (``last.pt`` preferred).
 
     Raises:
-        CheckpointError: if nothing matches, or the file is older than its run's ``last.pt``
-            (resuming it would overwrite the newer one).
+        CheckpointError: if nothing matches; if the file is not a ``last.pt`` or ``best.pt``
+            (a resumed run writes into the file's folder, whose other files are not this
+            run's); or if it is older than its run's ``last.pt`` (resuming it would overwrite
+            the newer one).
     """
     found = find_checkpoint(target, checkpoint_dir, prefer=(LAST, BEST))
+    if found.name not in (LAST, BEST):
+        raise CheckpointError(
+            f"{found} is not a run's {LAST} or {BEST}: --resume continues a run in its own "
+            f"folder and would write {LAST} and {BEST} beside it. Start a new run from it "
+            f"with --init-from, or copy it into an empty folder as {LAST} and resume that")
     last = found.parent / LAST
     if found.name != LAST and last.is_file():
         at, newest = (_step(load_checkpoint(p)) for p in (found, last))

@@ -69,7 +69,7 @@ def claim_run(cfg: RunConfig, resume_dir: Path | None = None, write: bool = True
         return
     folder, fresh = _claim_folder(cfg, resume_dir)
     paths = _paths(folder.name, folder, t.log_dir)
-    lock = _lock(folder, paths.name)
+    lock = _lock(folder, paths.name, resumed=resume_dir is not None)
     try:
         _prepare_logs(paths, resume_dir is not None)
         yield paths
@@ -105,7 +105,7 @@ def _claim_folder(cfg: RunConfig, resume_dir: Path | None) -> tuple[Path, bool]:
                           f"with --resume {t.run_name}, or choose another --run-name (nothing "
                           f"was overwritten)")
     fresh = not folder.exists()
-    _made(folder, "--checkpoint-dir")
+    _made(folder, "--run-name")  # the parent took a test write: the name is the problem
     return folder, fresh
 
 
@@ -121,13 +121,15 @@ def _made(folder: Path, option: str) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        fix = "" if option == "--run-name" else "folder with "
         raise CharLMError(f"cannot write to {folder}: {exc.strerror or exc}; choose another "
-                          f"folder with {option}") from None
+                          f"{fix}{option}") from None
     return folder
 
 
-def _lock(folder: Path, name: str) -> Path:
-    """Create ``folder/.lock`` exclusively; take over one whose process is gone.
+def _lock(folder: Path, name: str, resumed: bool = False) -> Path:
+    """Create ``folder/.lock`` exclusively; take over one whose process is gone. The advice
+    of an error fits the command: a resumed run cannot change its folder or name.
 
     Raises:
         CharLMError: if a live process (or one on another host) holds the run.
@@ -140,14 +142,16 @@ def _lock(folder: Path, name: str) -> Path:
                 json.dump(me, fh)
             return lock
         except FileExistsError:
-            _release_if_stale(lock, name)
+            _release_if_stale(lock, name, resumed)
         except OSError as exc:
-            raise CharLMError(f"cannot write to {folder}: {exc.strerror or exc}; choose another "
-                              f"folder with --checkpoint-dir") from None
+            fix = ("make room there, or copy the run folder elsewhere and --resume the copy"
+                   if resumed else "choose another folder with --checkpoint-dir")
+            raise CharLMError(f"cannot write to {folder}: {exc.strerror or exc}; {fix}"
+                              ) from None
     raise CharLMError(f"run '{name}' is being claimed by another process ({lock}); try again")
 
 
-def _release_if_stale(lock: Path, name: str) -> None:
+def _release_if_stale(lock: Path, name: str, resumed: bool = False) -> None:
     """Remove ``lock`` if the process that wrote it is gone, else refuse."""
     try:
         owner = json.loads(lock.read_text(encoding="utf-8"))
@@ -158,8 +162,10 @@ def _release_if_stale(lock: Path, name: str) -> None:
         raise CharLMError(f"run '{name}' is held by process {pid} on {host} ({lock}); if that "
                           f"process is gone, delete the file, or choose another --run-name")
     if pid > 0 and process_alive(pid):
+        other = ("; resume it when it has stopped" if resumed
+                 else ", or choose another --run-name")
         raise CharLMError(f"run '{name}' is in use by process {pid} ({lock}); wait for it to "
-                          f"finish, or choose another --run-name")
+                          f"finish{other}")
     logger.warning("run '%s': taking over the lock of process %s, which is gone (it crashed "
                    "or was killed)", name, pid)
     lock.unlink(missing_ok=True)

@@ -130,7 +130,15 @@ def comparable_hparams(config: Mapping[str, Mapping[str, Any]], device: str,
     flat = {f"{section}.{key}": value for section, body in config.items()
             for key, value in body.items()} | {"device": device, "world_size": world_size}
     flat["data.corpus"] = Path(str(flat["data.corpus"])).name
-    return {key: "none" if flat[key] is None else flat[key] for key in HPARAMS}
+    return {key: "none" if flat[key] is None else _printable(flat[key]) for key in HPARAMS}
+
+
+def _printable(value: Any) -> Any:
+    """``value``, with a string's lone surrogates (a file name that is not UTF-8 reaches
+    Python with one per undecodable byte, and protobuf refuses them) written as escapes."""
+    if not isinstance(value, str):
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def log_hparams(writer, hparams: Mapping[str, Any], final: Mapping[str, float],
@@ -183,7 +191,12 @@ def log_gates(writer, stats: dict, step: int) -> None:
 
 
 def log_embedding(writer, weights, labels: list[str], step: int) -> None:
-    """The PROJECTOR: the (V, E) embedding, each row labelled by its character."""
+    """The PROJECTOR: the (V, E) embedding, each row labelled by its character. Skipped when
+    this step's is written already (a resume with nothing left to train), which TensorBoard
+    would otherwise overwrite with a warning printed to stdout."""
+    logdir = writer.get_logdir()  # None once a SafeWriter has failed
+    if logdir is None or (Path(logdir) / f"{step:05}").is_dir():
+        return
     writer.add_embedding(weights.detach().float().cpu(), metadata=labels, tag="char_embedding",
                          global_step=step)
 

@@ -179,16 +179,15 @@ class Reporter:
             if k <= K:
                 w.add_scalar(f"train/grad/flow_k{k:03d}", profile[k], step)
 
-    def on_end(self, state: TrainState, device: str) -> None:
+    def on_end(self, state: TrainState, device: str, chars: int) -> None:
         """At the end of a finished run: the character embedding in the PROJECTOR, and the
-        hparams with the run's figures in the HPARAMS table."""
+        hparams with the run's figures in the HPARAMS table (``chars``: characters trained
+        on over the whole run, for ``run/chars_per_s``)."""
         if not self.dist.is_main:
             return
         labels = [char_label(self.vocab.decode([i])) if self.vocab.unit == "char" else
                   f"0x{i:02X}" for i in range(self.vocab.size)]
         log_embedding(self.writer, self.model.embedding.weight, labels, state.step)
-        t = self.cfg.train
-        chars = state.step * t.batch_size * t.seq_len
         final = {"run/parameters": self.model.num_parameters(), "run/steps": state.step,
                  "run/wall_s": state.elapsed_s,
                  "run/chars_per_s": chars / max(state.elapsed_s, 1e-9)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,8 +270,7 @@ def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
                      else (TrainState(), None))
     batches = TBPTTBatches(corpus.splits["train"], t.batch_size, t.seq_len, device, rows)
     if resumed:
-        _say_where_resume_goes(cfg, Budget.from_config(t, batches.num_chunks), state,
-                               optim_lr(optimizer), paths.name)
+        _say_where_resume_goes(cfg, batches.num_chunks, state, optim_lr(optimizer), paths.name)
     writer = (open_writer(paths.logs, purge_step=state.step + 1 if resumed else None)
               if dist.is_main else None)
     reporter = Reporter(model, optimizer, cfg, corpus, paths, writer, dist)
@@ -280,21 +280,23 @@ def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
             state, hidden = fit(model, optimizer, batches, state, hooks, t, cfg.optim, hidden,
                                 dist)
             signum = int(dist.agree(received() or 0)[0])  # any rank's signal stops them all
-        _after_fit(reporter, state, hidden, signum, paths, dist)
+        _after_fit(reporter, state, hidden, signum, paths, dist,
+                   batches.pairs_read(state.epoch, state.chunk))
     finally:
         if writer is not None:
             writer.close()
     return state
 
 
-def _say_where_resume_goes(cfg: RunConfig, budget: Budget, state: TrainState, last_lr: float,
-                           name: str) -> None:
-    """Warn when a resumed run has nothing left to train, or when its new budget makes the
-    learning rate rise again."""
+def _say_where_resume_goes(cfg: RunConfig, steps_per_epoch: int, state: TrainState,
+                           last_lr: float, name: str) -> None:
+    """Warn when a resumed run has nothing left to train (naming the limits it reached), or
+    when its new budget makes the learning rate rise again."""
+    budget = Budget.from_config(cfg.train, steps_per_epoch)
     if budget.done(state.step, state.elapsed_s):
         logger.warning("run %s is already at step %d (%.0f s): its budget is spent, nothing "
-                       "to train; raise --max-steps / --max-time to continue", name,
-                       state.step, state.elapsed_s)
+                       "to train; raise %s to continue", name, state.step, state.elapsed_s,
+                       " and ".join(_spent_limits(cfg.train, steps_per_epoch, state)))
         return
     now = lr_at(cfg.optim, state.step, budget.progress(state.step, state.elapsed_s))
     if now > 1.5 * last_lr:
@@ -302,6 +304,15 @@ def _say_where_resume_goes(cfg: RunConfig, budget: Budget, state: TrainState, la
                        "schedule is recomputed over the new budget, a warm restart (Loshchilov "
                        "& Hutter 2017). To go on at %.3g instead, resume with --set "
                        "optim.schedule=constant --lr %.3g", name, last_lr, now, last_lr, last_lr)
+
+
+def _spent_limits(t, steps_per_epoch: int, state: TrainState) -> list[str]:
+    """The options whose limit a run has reached (``t`` is its TrainConfig)."""
+    epochs = math.ceil(t.max_epochs * steps_per_epoch) if t.max_epochs else None
+    spent = [option for option, value, limit in (
+        ("--max-steps", state.step, t.max_steps), ("--max-epochs", state.step, epochs),
+        ("--max-time", state.elapsed_s, t.max_time)) if limit and value >= limit]
+    return spent or ["--max-steps / --max-time"]
 
 
 def _save_config(cfg: RunConfig, paths: RunPaths) -> None:
@@ -319,7 +330,7 @@ def _save_config(cfg: RunConfig, paths: RunPaths) -> None:
 
 
 def _after_fit(reporter: Reporter, state: TrainState, hidden, signum: int, paths: RunPaths,
-               dist: Dist) -> None:
+               dist: Dist, chars: int) -> None:
     """Save ``last.pt`` (not twice for a stop right after a save), then stop on a signal or
     write the run's hparams.
 
@@ -333,4 +344,4 @@ def _after_fit(reporter: Reporter, state: TrainState, hidden, signum: int, paths
         how = "torchrun ... -m charlm" if dist.enabled else "charlm"
         raise Interrupted(f"stopped at step {state.step}; saved {paths.checkpoints / LAST}; "
                           f"continue with: {how} train --resume {paths.name}", signum)
-    reporter.on_end(state, str(next(reporter.model.parameters()).device))
+    reporter.on_end(state, str(next(reporter.model.parameters()).device), chars)

@@ -42,6 +42,9 @@ class _Group(click.Group):
                 click.ClickException(str(exc))
             error.exit_code = getattr(exc, "exit_code", 1)  # 130 / 143 after a signal
             raise error from None
+        except KeyboardInterrupt:  # Ctrl-C where no command saves anything (sample, eval)
+            click.echo("", err=True)
+            raise click.exceptions.Exit(130) from None  # 128 + SIGINT, as the shell expects
         except BrokenPipeError:  # the reader went away (`charlm score --per-char | head`)
             _silence_stdout()
             raise click.exceptions.Exit(141) from None  # 128 + SIGPIPE, as a killed writer

@@ -4,7 +4,10 @@ the cache option, live choices from the cell table, and text output."""
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import sys
+from pathlib import Path
 from typing import Callable, Iterable
 
 import click
@@ -101,18 +104,48 @@ def open_model(checkpoint: str | None, checkpoint_dir: str, device: str = "cpu",
 @contextlib.contextmanager
 def text_out(output: str | None):
     """A UTF-8 file, or stdout made unable to fail on characters its encoding lacks. A write
-    that fails (a full disk) ends the command with one line; what was written stays."""
+    that fails (a full disk) ends the command with one line, and a file of that name keeps
+    its previous contents (:func:`replacing`); Ctrl-C keeps what was written."""
     if output is None:
         if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
             sys.stdout.reconfigure(errors="backslashreplace")
         yield sys.stdout
         return
     try:
-        with open(output, "w", encoding="utf-8", newline="\n") as fh:
+        with replacing(output) as fh:
             yield fh
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}; choose "
                                    f"another --output") from None
+
+
+@contextlib.contextmanager
+def replacing(output: str | os.PathLike):
+    """Write a UTF-8 text file through a temporary file beside it that replaces it at the end
+    (or on Ctrl-C), so that a failed write leaves the old file whole. Devices, pipes and
+    other non-regular files are written directly.
+
+    Raises:
+        OSError: from opening, writing or replacing; the temporary file is removed.
+    """
+    path = Path(output)
+    if path.exists() and not path.is_file():
+        with open(path, "w", encoding="utf-8", newline="\n") as fh:
+            yield fh
+        return
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="\n") as fh:
+            try:
+                yield fh
+            except KeyboardInterrupt:
+                fh.close()
+                os.replace(tmp, path)
+                raise
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def stream_continuation(out, shown: str, tokens: Iterable[int], vocab, rule, strip: bool

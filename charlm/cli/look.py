@@ -16,6 +16,7 @@ from charlm.cli.common import (
     open_model,
     output_option,
     read_corpus,
+    replacing,
 )
 
 
@@ -208,7 +209,7 @@ def visualize(checkpoint, checkpoint_dir, device, text_file, data, length, units
     m = cfg.model
     title = f"{m.cell.upper()} {m.num_layers}x{m.hidden_size}: {path}"
     try:
-        with open(output, "w", encoding="utf-8") as fh:
+        with replacing(output) as fh:
             fh.write(render_html(text, acts, chosen, matches, title))
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror}; choose another "

@@ -37,7 +37,9 @@ def config_options(command):
 
 @click.command()
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help=h("YAML config file (sections data, model, optim, train, sample).",
+              multiple=True,
+              help=h("YAML config file (sections data, model, optim, train, sample); "
+                     "repeatable, a later file's keys win.",
                      "configs/default.yaml = built-in defaults"))
 @config_options
 @click.option("--resume", metavar="latest|RUN|CHECKPOINT",

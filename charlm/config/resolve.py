@@ -68,7 +68,7 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
         except (TypeError, ValueError):
             raise bad from None
         if not math.isfinite(out):
-            raise bad
+            raise ConfigError(f"{key} ({source}) is {out}; it must be a finite number")
         return out
     if not isinstance(value, str):
         raise bad
@@ -201,13 +201,15 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def build_config(yaml_path: str | Path | None = None, sets: Iterable[str] = (),
+def build_config(yaml_path: str | Path | Iterable[str | Path] | None = None,
+                 sets: Iterable[str] = (),
                  options: Mapping[str, Any] | None = None, base: RunConfig | None = None
                  ) -> RunConfig:
     """Resolve a RunConfig from defaults < YAML file < ``--set`` items < dedicated options.
 
     Args:
-        yaml_path: optional YAML file with sections data, model, optim, train, sample.
+        yaml_path: optional YAML file with sections data, model, optim, train, sample, or
+            several, applied in order (a later file's keys win).
         sets: ``section.key=value`` strings.
         options: dotted keys from dedicated CLI options; None values are ignored.
         base: start from this config instead of the defaults (a resumed run's own config).
@@ -216,8 +218,9 @@ def build_config(yaml_path: str | Path | None = None, sets: Iterable[str] = (),
     """
     cfg = base or RunConfig()
     layers = []
-    if yaml_path is not None:
-        layers.append((load_yaml(yaml_path), str(yaml_path)))
+    files = [] if yaml_path is None else [yaml_path] if isinstance(yaml_path, (str, Path)) \
+        else list(yaml_path)
+    layers += [(load_yaml(path), str(path)) for path in files]
     layers.append((parse_set(sets), "--set"))
     layers.append(({k: v for k, v in (options or {}).items() if v is not None}, "option"))
     for values, source in layers:
@@ -264,6 +267,10 @@ def _check_run_name(name: str) -> None:
     if not _RUN_NAME.match(name):
         raise ConfigError(f"train.run_name {name!r} must be a plain folder name of "
                           f"letters, digits, '.', '_' and '-' (no '/', not '.' or '..')")
+    if name.startswith("-") or name == "latest":
+        raise ConfigError(f"train.run_name {name!r} could not be named afterwards (a leading "
+                          f"'-' reads as an option, 'latest' means the newest run); choose "
+                          f"another --run-name")
     if _WINDOWS_RESERVED.match(name) or name.endswith("."):
         raise ConfigError(f"train.run_name {name!r} is a name Windows cannot create (a device "
                           f"name such as CON or NUL, or a trailing '.'); choose another "

@@ -85,7 +85,7 @@ class TBPTTBatches:
     rows: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        pairs = len(self.ids) - 1
+        pairs = self._pairs = len(self.ids) - 1
         B = self.batch_size
         if pairs < B:
             raise DataError(f"a split of {len(self.ids)} characters is too short for "
@@ -121,6 +121,19 @@ class TBPTTBatches:
         x[-1, -R:] = self._data[start:start + R].long()
         y[-1, -R:] = self._data[start + 1:start + 1 + R].long()
         return x, y
+
+    def pairs_in(self, j: int) -> int:
+        """Targets step j trains on, over all B streams of the layout (every rank's): B·T, or
+        less in the last, shorter step, plus the tail there."""
+        width = max(0, min(self.seq_len, self.stream_len - j * self.seq_len))
+        tail = self._pairs - self.batch_size * self.stream_len
+        return self.batch_size * width + (tail if j == self.num_chunks - 1 else 0)
+
+    def pairs_read(self, epoch: int, chunk: int) -> int:
+        """Targets trained on from the start of a run until ``chunk`` of ``epoch`` (the next
+        step's position), over all B streams."""
+        return epoch * self._pairs + sum(self.pairs_in(j) for j in range(min(chunk,
+                                                                          self.num_chunks)))
 
     @property
     def num_pairs(self) -> int:

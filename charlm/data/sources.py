@@ -147,7 +147,9 @@ def text_files(root: Path) -> list[Path]:
     logged with the reason, are hidden files and folders (a name starting with '.'), binary
     files (a NUL byte in the first 8 KiB, which is also how UTF-16 text looks), links whose
     target is missing, links to folders (not followed: a link can make a loop), and anything
-    that is not a regular file (a FIFO, a socket, a device).
+    that is not a regular file (a FIFO, a socket, a device). A file reached twice (a link to
+    a file of the folder, or two links to one file) is read once, at its first path in
+    sorted order.
     """
     found, skipped = [], []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -163,13 +165,28 @@ def text_files(root: Path) -> list[Path]:
             path = here / name
             reason = _skip_reason(path)
             (skipped.append((path, reason)) if reason else found.append(path))
+    found, twice = _first_of_each_file(sorted(found))
+    skipped += twice
     for i, (path, reason) in enumerate(sorted(skipped)):
         logger.log(logging.WARNING if i < SHOW_SKIPPED else logging.DEBUG,
                    "skipped %s (%s)", path, reason)
     if len(skipped) > SHOW_SKIPPED:
-        logger.warning("skipped %d more path(s) under %s (-v lists them)",
+        logger.warning("skipped %d more path(s) under %s (charlm -v COMMAND ... lists them)",
                        len(skipped) - SHOW_SKIPPED, root)
-    return sorted(found)
+    return found
+
+
+def _first_of_each_file(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """``paths`` without the ones that reach a file already listed, and those, each with
+    the reason."""
+    seen: dict[tuple[int, int], Path] = {}
+    kept, twice = [], []
+    for path in paths:
+        st = path.stat()
+        first = seen.setdefault((st.st_dev, st.st_ino), path)
+        (kept.append(path) if first == path else
+         twice.append((path, f"the same file as {first}, already read")))
+    return kept, twice
 
 
 def _skip_reason(path: Path) -> str | None:

@@ -164,8 +164,8 @@ class _Loop:
         loss, norm, hidden, ok = train_step(self.step_model, self.optimizer, x, y, hidden,
                                             self.optim.grad_clip, self.autocast,
                                             check_loss=not self.dist.enabled)
+        self.stats.add(loss, norm, ok, self.batches.pairs_in(s.chunk))
         s.step, s.chunk = s.step + 1, s.chunk + 1
-        self.stats.add(loss, norm, ok)
         if self.stats.eager:
             self.check_skips()
         s.elapsed_s = time.perf_counter() - self.start
@@ -198,8 +198,7 @@ class _Loop:
 
     def log(self) -> None:
         self.check_skips()
-        chars = self.batches.num_rows * self.train.seq_len
-        metrics = self.stats.read(chars, self.dist) | {
+        metrics = self.stats.read(self.dist) | {
             "lr": self.lr, "nonfinite_steps": self.state.nonfinite_steps,
             "eval_fraction": self.eval_s / max(time.perf_counter() - self.began, 1e-9)}
         self.hooks.on_log(self.state, metrics)

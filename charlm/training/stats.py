@@ -35,12 +35,15 @@ class IntervalStats:
         self.streak = torch.zeros((), dtype=torch.long, device=device)
         self.worst = torch.zeros_like(self.streak)           # longest streak since the check
         self.skipped = torch.zeros_like(self.streak)         # skipped since the last check
-        self.steps, self.tick = 0, time.perf_counter()
+        self.steps, self.chars, self.tick = 0, 0, time.perf_counter()
         self.norms: list[torch.Tensor] = []
 
-    def add(self, loss: torch.Tensor, norm: torch.Tensor, ok: torch.Tensor) -> None:
-        """Count one step: its loss (nats/char), pre-clip norm and whether it was applied."""
+    def add(self, loss: torch.Tensor, norm: torch.Tensor, ok: torch.Tensor,
+            chars: int = 0) -> None:
+        """Count one step: its loss (nats/char), pre-clip norm, whether it was applied, and
+        the characters it trained on (over all ranks)."""
         self.steps += 1
+        self.chars += chars
         self.good += ok  # a skipped step's NaN would poison the interval's mean
         self.loss_sum += torch.where(ok, loss, 0.0)
         self.norm_sum += torch.where(ok, norm, 0.0)
@@ -78,11 +81,12 @@ class IntervalStats:
                 f"checkpoint is kept. Try a lower --lr, a --grad-clip of 1 or less, or a "
                 f"shorter --seq-len")
 
-    def read(self, chars_per_step: int, dist: Dist = SINGLE) -> dict:
-        """Means over the interval and chars/s; then start a new interval.
+    def read(self, dist: Dist = SINGLE) -> dict:
+        """Means over the interval and chars/s (the characters :meth:`add` counted); then
+        start a new interval.
 
         Under distributed training the loss is averaged over ranks (the norm is already the
-        same everywhere) and ``chars_per_step`` counts one rank's characters.
+        same everywhere).
 
         Returns:
             ``loss`` (nats/char), ``grad_norm`` (mean pre-clip norm), ``chars_per_s``,
@@ -93,12 +97,12 @@ class IntervalStats:
         loss = dist.sum_(self.loss_sum.clone()).item() / dist.world_size
         seconds = max(now - self.tick, 1e-9)
         out = {"loss": loss / good, "grad_norm": self.norm_sum.item() / good,
-               "chars_per_s": self.steps * chars_per_step * dist.world_size / seconds,
+               "chars_per_s": self.chars / seconds,
                "step_ms": 1000.0 * seconds / max(self.steps, 1),
                "grad_norms": _finite(torch.stack(self.norms).float().cpu()) if self.norms
                else None}
         self.loss_sum.zero_(), self.norm_sum.zero_(), self.good.zero_()
-        self.steps, self.tick, self.norms = 0, now, []
+        self.steps, self.chars, self.tick, self.norms = 0, 0, now, []
         return out
 
 

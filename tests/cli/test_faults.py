@@ -159,6 +159,8 @@ def test_7_advice_names_an_option_of_the_command(trained, tmp_path):
     (["train", "--run-name", "x" * 300], "use at most 100"),
     (["train", "--run-name", "con.run"], "Windows cannot create"),
     (["train", "--run-name", "trailing."], "Windows cannot create"),
+    (["train", "--run-name", "latest"], "could not be named afterwards"),
+    (["train", "--run-name", "-dash"], "could not be named afterwards"),
     (["train", "--data", "y" * 300 + ".txt"], "cannot use --data"),
     (["train", "--checkpoint-dir", "z" * 300 + "/c"], "choose another folder with "
                                                        "--checkpoint-dir"),
@@ -201,6 +203,11 @@ def damaged(run: Path, into: Path, change) -> Path:
     (lambda c: c["model"].update(extra=torch.zeros(2)), "has unknown extra"),
     (lambda c: c.update(vocab=c["vocab"][::-1]), "invalid vocabulary"),
     (lambda c: c.update(format_version=2), "written by a newer charlm"),
+    (lambda c: c["rng"].update(torch=torch.zeros(3, dtype=torch.uint8)),
+     "does not hold valid random-number-generator states"),
+    (lambda c: c.update(hidden=tuple(h[:, :1] for h in c["hidden"])),
+     "its carried hidden state is (1, 1, 32)"),
+    (lambda c: c["state"].update(step=-5), "invalid step=-5"),
 ])
 def test_10_incomplete_or_foreign_checkpoints_change_nothing(trained, tmp_path, change,
                                                               message):
@@ -208,8 +215,10 @@ def test_10_incomplete_or_foreign_checkpoints_change_nothing(trained, tmp_path, 
     folder = damaged(run, tmp_path / "hurt", change)
     for args in (["--resume", folder], ["--init-from", folder / "last.pt"]):
         result = run_cli("train", *args, "--max-steps", 30, cwd=work)
-        if args[0] == "--init-from" and message in ("it lacks optimizer", "it lacks rng",
-                                                    "unknown fields extra_field"):
+        if args[0] == "--init-from" and message in (
+                "it lacks optimizer", "it lacks rng", "unknown fields extra_field",
+                "does not hold valid random-number-generator states",
+                "its carried hidden state is (1, 1, 32)", "invalid step=-5"):
             continue  # fine-tuning needs only the weights, vocabulary and config
         one_line_error(result, message)
     assert (folder / "config.yaml").read_text() == "precious\n"
@@ -238,7 +247,9 @@ def test_12_symbolic_links_in_a_corpus_folder_are_logged(tmp_path, stdlib_text):
     (corpus / "linked").symlink_to(elsewhere, target_is_directory=True)
     (corpus / "dangling.txt").symlink_to(tmp_path / "gone.txt")
     (corpus / "file-link.txt").symlink_to(elsewhere / "b.txt")
+    (corpus / "z-again.txt").symlink_to(corpus / "a.txt")
     result = run_ok(*TRAIN, "--data", corpus, "--max-steps", 2, cwd=tmp_path)
+    assert f"z-again.txt (the same file as {corpus / 'a.txt'}, already read)" in result.stderr
     assert "linked (a link to a folder, not followed)" in result.stderr
     assert "dangling.txt (a link whose target is missing)" in result.stderr
     assert "encoded 2 files" in result.stderr          # a.txt and the link to a file
@@ -267,3 +278,106 @@ def test_a_run_that_fails_before_training_leaves_no_folders(tmp_path):
                    "missing.txt", "--data")
     assert not (tmp_path / "checkpoints" / "gone").exists()
     assert not (tmp_path / "runs" / "gone").exists()
+
+
+def test_6_a_checkpoint_write_that_fails_mid_file_is_one_line(trained, monkeypatch):
+    """torch.save turns a full disk or a file-size limit into a RuntimeError."""
+    work, corpus, _ = trained
+
+    def full(obj, fh, *args, **kwargs):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
+
+    monkeypatch.setattr(torch, "save", full)
+    one_line_error(run_cli(*TRAIN, "--data", corpus, "--run-name", "diskfull", "--max-steps", 5,
+                           cwd=work), "cannot write checkpoint", "No space left on device")
+
+
+def test_8_a_corpus_path_that_is_not_utf8_trains_and_resumes(tmp_path, stdlib_text):
+    name = os.fsdecode(b"bad\xffbyte.txt")
+    (tmp_path / name).write_text(stdlib_text[:20000], encoding="utf-8")
+    for args in (["--run-name", "odd", "--max-steps", 3], ["--resume", "odd", "--max-steps", 5]):
+        assert "done: run odd" in run_ok(*TRAIN, "--data", tmp_path / name, *args,
+                                         cwd=tmp_path).stdout
+
+
+def test_9_config_files_apply_in_order_none_ignored(trained):
+    work, corpus, _ = trained
+    (work / "a.yaml").write_text("model:\n  cell: gru\ntrain:\n  max_steps: 4\n")
+    (work / "b.yaml").write_text("train:\n  max_steps: 3\n")
+    out = run_ok("train", *TINY, "--config", "a.yaml", "--config", "b.yaml", "--data", corpus,
+                 "--run-name", "two-configs", cwd=work)
+    assert "done: run two-configs, 3 steps" in out.stdout and "model: gru" in out.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_2_a_non_finite_number_is_named_as_such(tmp_path, value):
+    one_line_error(run_cli("train", "--max-time", value, cwd=tmp_path),
+                   f"train.max_time (option) is {value}; it must be a finite number")
+
+
+def test_10_resume_with_nothing_left_names_the_limit_reached(trained, tmp_path):
+    work, corpus, _ = trained
+    run_ok(*TRAIN, "--data", corpus, "--run-name", "ep", "--max-epochs", 1,
+           "--set", "train.max_steps=null", "--set", "train.max_time=null", cwd=work)
+    result = run_ok("train", "--resume", "ep", "--max-steps", 100000, cwd=work)
+    assert "raise --max-epochs to continue" in result.stderr
+    assert "Embedding dir" not in result.stdout + result.stderr
+
+
+def test_8_a_file_in_the_way_of_a_run_folder_names_the_run_name(trained):
+    work, corpus, _ = trained
+    (work / "checkpoints" / "notes.md").write_text("mine\n")
+    one_line_error(run_cli(*TRAIN, "--data", corpus, "--run-name", "notes.md", cwd=work),
+                   "File exists; choose another --run-name")
+    assert (work / "checkpoints" / "notes.md").read_text() == "mine\n"
+
+
+def test_ctrl_c_while_sampling_exits_130_without_a_traceback(trained, monkeypatch):
+    import charlm.sampling
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(charlm.sampling, "generate", interrupted)
+    result = run_cli("sample", "base", "--length", 50, cwd=trained[0])
+    assert result.returncode == 130 and "Traceback" not in result.stderr
+    assert "Aborted" not in result.stderr + result.stdout
+
+
+def test_6_a_failed_output_write_keeps_the_previous_file(trained, tmp_path, monkeypatch):
+    work, _, _ = trained
+    keep = tmp_path / "keep.txt"
+    keep.write_text("precious\n")
+    real_write = None
+
+    class Full:
+        """A file object whose writes fail as on a full disk once 100 characters are in."""
+
+        def __init__(self, fh):
+            self.fh, self.n = fh, 0
+
+        def write(self, text):
+            self.n += len(text)
+            if self.n > 100:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.fh.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+    import charlm.cli.common as common
+    real_write = common.replacing
+
+    @__import__("contextlib").contextmanager
+    def failing(output):
+        with real_write(output) as fh:
+            yield Full(fh)
+
+    monkeypatch.setattr(common, "replacing", failing)
+    one_line_error(run_cli("sample", "base", "--length", 2000, "--output", keep, cwd=work),
+                   "No space left on device", "--output")
+    assert keep.read_text() == "precious\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]

@@ -36,3 +36,18 @@ def test_resuming_an_older_checkpoint_never_overwrites_last(trained):
     proc = run_cli("train", "--resume", run / "best.pt", cwd=work)
     assert proc.returncode == 1 and "would overwrite last.pt" in proc.stderr
     assert (run / "last.pt").read_bytes() == before
+
+
+def test_resuming_a_loose_file_never_writes_beside_it(trained, tmp_path):
+    """A .pt that is not a run's last.pt/best.pt would make its folder the run's folder and
+    overwrite another model's last.pt there."""
+    work, _, run = trained
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "a.pt").write_bytes((run / "last.pt").read_bytes())
+    (loose / "last.pt").write_bytes(b"another model's checkpoint")
+    proc = run_cli("train", "--resume", loose / "a.pt", cwd=work)
+    assert proc.returncode == 1 and "--init-from" in proc.stderr
+    assert "not a run's last.pt or best.pt" in proc.stderr
+    assert sorted(p.name for p in loose.iterdir()) == ["a.pt", "last.pt"]
+    assert (loose / "last.pt").read_bytes() == b"another model's checkpoint"

@@ -73,3 +73,16 @@ def test_one_pass_of_chunks_covers_every_pair_once(layout):
     union = [p for rank in ranks for p in pairs_of(rank)]
     assert sorted(union) == every                 # several ranks: the same pairs, once each
     assert sum(rank.num_pairs for rank in ranks) == n - 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(layouts())
+def test_each_step_counts_the_targets_it_trains_on(layout):
+    """chars/s counts what a step trains on: the last, shorter step counts fewer."""
+    n, batch_size, seq_len, _ = layout
+    batches = TBPTTBatches(np.arange(n, dtype=np.int64), batch_size, seq_len)
+    for j in range(batches.num_chunks):
+        assert batches.pairs_in(j) == int((batches.chunk(j)[1] != IGNORE).sum())
+    last = batches.num_chunks
+    assert batches.pairs_read(0, last) == n - 1
+    assert batches.pairs_read(2, 1) == 2 * (n - 1) + batches.pairs_in(0)
