@@ -90,7 +90,7 @@ def _claim_folder(cfg: RunConfig, resume_dir: Path | None) -> tuple[Path, bool]:
     t = cfg.train
     if resume_dir is not None:
         return resume_dir, False
-    parent = _made(Path(t.checkpoint_dir), "--checkpoint-dir")
+    parent = _made(Path(t.checkpoint_dir), "choose another folder with --checkpoint-dir")
     if t.run_name is None:  # generated: the first free name, claimed by mkdir
         base = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model.cell}"
         for n in range(1, 1000):
@@ -105,15 +105,15 @@ def _claim_folder(cfg: RunConfig, resume_dir: Path | None) -> tuple[Path, bool]:
                           f"with --resume {t.run_name}, or choose another --run-name (nothing "
                           f"was overwritten)")
     fresh = not folder.exists()
-    _made(folder, "--run-name")  # the parent took a test write: the name is the problem
+    _made(folder, "choose another --run-name")  # the parent is writable: the name is at fault
     return folder, fresh
 
 
-def _made(folder: Path, option: str) -> Path:
+def _made(folder: Path, advice: str) -> Path:
     """``folder``, created if needed, after a test write.
 
     Raises:
-        CharLMError: naming the folder, the reason and ``option``.
+        CharLMError: naming the folder, the reason and ``advice`` (an option to change).
     """
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -121,9 +121,8 @@ def _made(folder: Path, option: str) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        fix = "" if option == "--run-name" else "folder with "
-        raise CharLMError(f"cannot write to {folder}: {exc.strerror or exc}; choose another "
-                          f"{fix}{option}") from None
+        raise CharLMError(f"cannot write to {folder}: {exc.strerror or exc}; {advice}"
+                          ) from None
     return folder
 
 
@@ -174,7 +173,7 @@ def _release_if_stale(lock: Path, name: str, resumed: bool = False) -> None:
 def _prepare_logs(paths: RunPaths, resumed: bool) -> None:
     """Create the TensorBoard folder; for a new run in a crashed run's folder, move the old
     events aside."""
-    logs = _made(paths.logs, "--log-dir")
+    logs = _made(paths.logs, "choose another folder with --log-dir")
     old = sorted(logs.glob("events.out.tfevents.*"))
     if resumed or not old:
         return

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from charlm.metrics import nats_to_bits, unit_noun
 from charlm.models import create_model, map_hidden
 from charlm.reporting import Reporter
 from charlm.runtime import resolve_device, restore_rng, seed_everything, stop_on_signals
-from charlm.training import Budget, TrainState, fit, lr_at, make_optimizer, optim_lr
+from charlm.training import Budget, TrainState, epoch_steps, fit, lr_at, make_optimizer, optim_lr
 
 logger = logging.getLogger(__name__)
 
@@ -308,7 +307,7 @@ def _say_where_resume_goes(cfg: RunConfig, steps_per_epoch: int, state: TrainSta
 
 def _spent_limits(t, steps_per_epoch: int, state: TrainState) -> list[str]:
     """The options whose limit a run has reached (``t`` is its TrainConfig)."""
-    epochs = math.ceil(t.max_epochs * steps_per_epoch) if t.max_epochs else None
+    epochs = epoch_steps(t.max_epochs, steps_per_epoch) if t.max_epochs else None
     spent = [option for option, value, limit in (
         ("--max-steps", state.step, t.max_steps), ("--max-epochs", state.step, epochs),
         ("--max-time", state.elapsed_s, t.max_time)) if limit and value >= limit]

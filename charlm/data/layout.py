@@ -125,15 +125,14 @@ class TBPTTBatches:
     def pairs_in(self, j: int) -> int:
         """Targets step j trains on, over all B streams of the layout (every rank's): B·T, or
         less in the last, shorter step, plus the tail there."""
-        width = max(0, min(self.seq_len, self.stream_len - j * self.seq_len))
-        tail = self._pairs - self.batch_size * self.stream_len
-        return self.batch_size * width + (tail if j == self.num_chunks - 1 else 0)
+        return self.pairs_read(0, j + 1) - self.pairs_read(0, j)
 
     def pairs_read(self, epoch: int, chunk: int) -> int:
         """Targets trained on from the start of a run until ``chunk`` of ``epoch`` (the next
         step's position), over all B streams."""
-        return epoch * self._pairs + sum(self.pairs_in(j) for j in range(min(chunk,
-                                                                          self.num_chunks)))
+        B, S = self.batch_size, self.stream_len
+        tail = self._pairs - B * S if chunk >= self.num_chunks else 0
+        return epoch * self._pairs + B * min(chunk * self.seq_len, S) + tail
 
     @property
     def num_pairs(self) -> int:

@@ -3,8 +3,8 @@
 (:mod:`.loop`)."""
 
 from charlm.training.loop import Hooks, TrainState, fit
-from charlm.training.schedule import Budget, lr_at
+from charlm.training.schedule import Budget, epoch_steps, lr_at
 from charlm.training.step import make_optimizer, optim_lr, train_step
 
-__all__ = ["Budget", "Hooks", "TrainState", "fit", "lr_at", "make_optimizer", "optim_lr",
-           "train_step"]
+__all__ = ["Budget", "Hooks", "TrainState", "epoch_steps", "fit", "lr_at", "make_optimizer",
+           "optim_lr", "train_step"]

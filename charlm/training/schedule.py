@@ -27,6 +27,11 @@ def lr_at(cfg: OptimConfig, step: int, progress: float) -> float:
     return warm * (cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * p)))
 
 
+def epoch_steps(max_epochs: float, steps_per_epoch: int) -> int:
+    """The step count ``max_epochs`` epochs take (rounded up)."""
+    return math.ceil(max_epochs * steps_per_epoch)
+
+
 @dataclass
 class Budget:
     """When to stop: ``max_steps``, ``max_epochs`` or ``max_time``, whichever comes first; and
@@ -46,7 +51,7 @@ class Budget:
         """Fold ``max_epochs`` into a step limit (epochs x steps per epoch, rounded up)."""
         limits = [cfg.max_steps] if cfg.max_steps else []
         if cfg.max_epochs:
-            limits.append(math.ceil(cfg.max_epochs * steps_per_epoch))
+            limits.append(epoch_steps(cfg.max_epochs, steps_per_epoch))
         return cls(min(limits) if limits else None, cfg.max_time)
 
     def progress(self, step: int, elapsed_s: float) -> float:

@@ -39,7 +39,7 @@ class IntervalStats:
         self.norms: list[torch.Tensor] = []
 
     def add(self, loss: torch.Tensor, norm: torch.Tensor, ok: torch.Tensor,
-            chars: int = 0) -> None:
+            chars: int) -> None:
         """Count one step: its loss (nats/char), pre-clip norm, whether it was applied, and
         the characters it trained on (over all ranks)."""
         self.steps += 1
