@@ -20,7 +20,7 @@ import torch
 
 from charlm.config import build_config
 from charlm.metrics import nats_to_bits
-from charlm.run import train_run
+from charlm.training.run import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,11 +23,11 @@ import time
 
 import torch
 
-from charlm.bench import machine
-from charlm.checkpoint import open_checkpoint, restore_model
+from charlm.training.bench import machine
+from charlm.store.checkpoint import open_checkpoint, restore_model
 from charlm.data import load_corpus
-from charlm.dynamic import DEFAULTS, SEQ_LEN, DynamicSettings, dynamic_evaluate
-from charlm.evaluation import evaluate
+from charlm.evaluation.dynamic import DEFAULTS, SEQ_LEN, DynamicSettings, dynamic_evaluate
+from charlm.evaluation.static import evaluate
 from charlm.metrics import nats_to_bits
 
 GRIDS = {"rms": ([1e-4, 3e-4, 1e-3, 3e-3], [0.0, 0.005, 0.02, 0.05]),

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from charlm.checkpoint import load_checkpoint
+from charlm.store.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,9 +14,9 @@ import time
 
 import torch
 
-from charlm.checkpoint import open_checkpoint, restore_model
-from charlm.runtime import resolve_device
-from charlm.sampling import generate, prepare_prime
+from charlm.store.checkpoint import open_checkpoint, restore_model
+from charlm.system.runtime import resolve_device
+from charlm.generation.sampling import generate, prepare_prime
 
 
 def chars_per_s(model, prime: torch.Tensor, length: int, batch: int) -> float:

@@ -9,9 +9,9 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from charlm.beam import beam_search, length_penalty
+from charlm.generation.beam import beam_search, length_penalty
 from charlm.models import CharLM
-from charlm.sampling import StopRule, generate
+from charlm.generation.sampling import StopRule, generate
 
 PRIME = torch.tensor([0, 1])
 

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from charlm.bench import (
+from charlm.training.bench import (
     bench_eval_and_sampling,
     bench_training,
     matched_width,
     parameter_count,
     train_flops_per_char,
 )
-from charlm.cell_table import CELLS
+from charlm.config.cells import CELLS
 from charlm.models import CharLM
 
 

@@ -7,12 +7,12 @@ import pickle
 import pytest
 import torch
 
-from charlm.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
+from charlm.store.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from charlm.config import build_config
 from charlm.data import Vocab
-from charlm.cell_table import CELLS
+from charlm.config.cells import CELLS
 from charlm.models import create_model
-from charlm.checkpoint import make_payload, restore_model as load_model
+from charlm.store.checkpoint import make_payload, restore_model as load_model
 from charlm.training import TrainState, make_optimizer
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from charlm.cell_table import CELLS
+from charlm.config.cells import CELLS
 from charlm.config import ConfigError, RunConfig, build_config, describe_keys, load_yaml, save_yaml
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

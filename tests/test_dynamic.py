@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm.dynamic import DynamicSettings, dynamic_evaluate, gradient_statistics
+from charlm.evaluation.dynamic import DynamicSettings, dynamic_evaluate, gradient_statistics
 from charlm.errors import DataError
-from charlm.evaluation import evaluate
+from charlm.evaluation.static import evaluate
 from charlm.models import CharLM
 
 V, N = 12, 50

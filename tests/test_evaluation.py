@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm.cell_table import CELLS
+from charlm.config.cells import CELLS
 from charlm.data.layout import IGNORE
-from charlm.evaluation import evaluate, loss_fn, surprisal
+from charlm.evaluation.static import evaluate, loss_fn, surprisal
 from charlm.models import CharLM
 
 V = 50
@@ -63,7 +63,7 @@ def one_pass_loss(model: CharLM, ids: np.ndarray) -> float:
 
 def scored_targets(model, ids, batch_size, seq_len, warmup):
     """``evaluate``'s result and every target it passed to the loss, in order."""
-    with mock.patch("charlm.evaluation.loss_fn", wraps=loss_fn) as spy:
+    with mock.patch("charlm.evaluation.static.loss_fn", wraps=loss_fn) as spy:
         loss, count = evaluate(model, ids, batch_size, seq_len, warmup=warmup)
     targets = [int(t) for call in spy.call_args_list for t in call.args[1].flatten()
                if t != IGNORE]  # the padding of a ragged last step is not scored

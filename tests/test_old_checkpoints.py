@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 
-from charlm.checkpoint import load_checkpoint, restore_model
-from charlm.sampling import sample_text
+from charlm.store.checkpoint import load_checkpoint, restore_model
+from charlm.generation.sampling import sample_text
 
 from helpers import FIXTURES, run_ok
 

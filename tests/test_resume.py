@@ -13,8 +13,8 @@ import time
 import pytest
 import torch
 
-from charlm.cell_table import CELLS
-from charlm.checkpoint import load_checkpoint
+from charlm.config.cells import CELLS
+from charlm.store.checkpoint import load_checkpoint
 
 from helpers import CONFIGS, run_ok, scalars, start_charlm
 

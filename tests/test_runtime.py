@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from charlm import runtime
-from charlm.cell_table import CELLS
+from charlm.system import runtime
+from charlm.config.cells import CELLS
 from charlm.config import OptimConfig
 from charlm.models import CharLM
 from charlm.models.lm import core_class
-from charlm.runtime import ThreadShare, threads_for
+from charlm.system.runtime import ThreadShare, threads_for
 from charlm.training import make_optimizer, train_step
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from charlm.data import ByteVocab, Vocab
 from charlm.errors import SamplingError
 from charlm.models import CharLM
-from charlm.sampling import (
+from charlm.generation.sampling import (
     Continuation,
     Sampler,
     StopRule,

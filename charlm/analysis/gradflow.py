@@ -28,7 +28,7 @@ import torch
 
 from charlm.config import ModelConfig
 from charlm.errors import DataError
-from charlm.log import open_writer
+from charlm.system.tensorboard import open_writer
 from charlm.models import CharLM, create_model, detach_hidden, output_state
 
 logger = logging.getLogger(__name__)

@@ -80,7 +80,7 @@ class _Stopped(click.ClickException):
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 def main(verbose: int, quiet: bool) -> None:
     """Character-level language models with recurrent cores (RNN, LSTM, GRU)."""
-    from charlm.log import setup_logging
+    from charlm.system.tensorboard import setup_logging
 
     setup_logging(-1 if quiet else verbose)
 

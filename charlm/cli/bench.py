@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from charlm.cell_table import cell_names
+from charlm.config.cells import cell_names
 from charlm.cli.common import cache_option, h, output_option, read_corpus
 
 # Sizes that fill the device: a GPU needs wider layers and larger batches to be busy.
@@ -39,9 +39,9 @@ def bench(data, device, precision, sizes, batch_size, seq_len, cells, equal_para
     """Measure the matmul ceiling, training chars/s (charlm vs a bare PyTorch loop) and model
     FLOP/s, evaluation and sampling chars/s, and peak memory; print a table and write JSON.
     On a GPU every timing follows a device synchronisation."""
-    from charlm.bench import run
+    from charlm.training.bench import run
     from charlm.config import DataConfig
-    from charlm.runtime import resolve_device
+    from charlm.system.runtime import resolve_device
 
     dev = resolve_device(device)
     kind = "cuda" if dev.type == "cuda" else "cpu"

@@ -92,8 +92,8 @@ def open_model(checkpoint: str | None, checkpoint_dir: str, device: str = "cpu",
                prefer: tuple[str, ...] | None = None):
     """Find, load and rebuild a checkpoint: ``(path, ckpt, model, vocab, config, device)``.
     The file loaded is logged to stderr."""
-    from charlm.checkpoint import BEST, LAST, open_checkpoint, restore_model
-    from charlm.runtime import resolve_device
+    from charlm.store.checkpoint import BEST, LAST, open_checkpoint, restore_model
+    from charlm.system.runtime import resolve_device
 
     dev = resolve_device(device)
     path, ckpt = open_checkpoint(checkpoint, checkpoint_dir, prefer or (BEST, LAST), dev)
@@ -158,7 +158,7 @@ def stream_continuation(out, shown: str, tokens: Iterable[int], vocab, rule, str
         tokens: the continuation's ids, drawn lazily (the loop stops drawing at the end).
         strip: leave out the stop string that ended the continuation.
     """
-    from charlm.sampling import Continuation
+    from charlm.generation.sampling import Continuation
 
     sample, decode, last = Continuation(rule, strip), vocab.stream_decoder(), shown[-1:]
     out.write(shown)

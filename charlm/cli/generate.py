@@ -67,7 +67,7 @@ def sample(checkpoint, checkpoint_dir, device, length, temperature, top_k, top_p
     terminal whose encoding cannot show a character, it is printed as an escape (\\uXXXX);
     --output always writes exact UTF-8.
     """
-    from charlm.sampling import check_options, make_stop_rule, prepare_prime
+    from charlm.generation.sampling import check_options, make_stop_rule, prepare_prime
 
     check_combinations(click.get_current_context().params)
     _, _, model, vocab, cfg, dev = open_model(checkpoint, checkpoint_dir, device)
@@ -139,7 +139,7 @@ def seeded(seed: int | None, dev):
 
     if seed is None:
         seed = secrets.randbelow(2**63)
-        logging.getLogger("charlm.sampling").info("seed %d (--seed %d gives this sample "
+        logging.getLogger("charlm.generation.sampling").info("seed %d (--seed %d gives this sample "
                                                   "again)", seed, seed)
     return torch.Generator(device=dev).manual_seed(seed)
 
@@ -148,7 +148,7 @@ def write_samples(out, model, shown: str, prime_ids, length: int, num_samples: i
                   picks: dict, rule, strip: bool, vocab) -> None:
     """Sample and write: one sample streams as it comes; several are generated together
     and written when all have ended, a blank line between them."""
-    from charlm.sampling import continuations, generate
+    from charlm.generation.sampling import continuations, generate
 
     steps = generate(model, prime_ids, length, num_samples, **picks)
     if num_samples == 1:
@@ -163,7 +163,7 @@ def write_beams(out, model, shown: str, prime_ids, length: int, width: int, coun
                 alpha: float, rule, strip: bool, vocab) -> None:
     """Beam search and write the ``count`` best beams; several get a header line each with
     their log-probability (one beam's goes to the log)."""
-    from charlm.beam import beam_search
+    from charlm.generation.beam import beam_search
 
     beams = beam_search(model, prime_ids, length, width, count, alpha, rule)
     for i, beam in enumerate(beams):
@@ -216,7 +216,7 @@ def eval_(checkpoint, checkpoint_dir, device, data, split, batch_size, encoding,
     """
     import time
 
-    from charlm.evaluation import evaluate
+    from charlm.evaluation.static import evaluate
 
     dynamic = dynamic_settings(dynamic, dynamic_method, dynamic_lr, dynamic_decay,
                                dynamic_seq_len, batch_size)
@@ -229,7 +229,7 @@ def eval_(checkpoint, checkpoint_dir, device, data, split, batch_size, encoding,
         loss, n = evaluate(model, ids, batch_size or cfg.train.eval_batch_size, cfg.train.seq_len)
         protocol = {"protocol": "static"}
     else:
-        from charlm.dynamic import dynamic_evaluate
+        from charlm.evaluation.dynamic import dynamic_evaluate
 
         found = dynamic_evaluate(model, ids, dynamic, train_ids=loaded.splits["train"])
         loss, n = found.loss_nats, found.chars
@@ -259,7 +259,7 @@ def dynamic_settings(dynamic: bool, method, lr, decay, seq_len, batch_size):
     if batch_size is not None:
         raise OptionError("--dynamic reads the split as one stream (batch 1): drop "
                           "--batch-size")
-    from charlm.dynamic import DEFAULTS, SEQ_LEN, DynamicSettings
+    from charlm.evaluation.dynamic import DEFAULTS, SEQ_LEN, DynamicSettings
 
     method = method or "rms"
     return DynamicSettings(method, DEFAULTS[method][0] if lr is None else lr,

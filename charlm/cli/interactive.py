@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # torch is imported only when a command runs (charlm --help s
 
     from charlm.data import ByteVocab, Vocab
     from charlm.models import CharLM
-    from charlm.sampling import Sampler, StopRule
+    from charlm.generation.sampling import Sampler, StopRule
 
 PROMPT = "> "
 HELP = """commands:
@@ -63,7 +63,7 @@ def run_session(session: Session) -> None:
     Raises:
         click.exceptions.Exit: status 130 on Ctrl-C.
     """
-    from charlm.sampling import Sampler
+    from charlm.generation.sampling import Sampler
 
     try:
         import readline  # noqa: F401  (line editing and history for input())
@@ -91,7 +91,7 @@ def turn(session: Session, line: str) -> bool:
     """Generate one continuation of ``line`` (its characters must be in the vocabulary);
     always True (go on)."""
     from charlm.errors import DataError
-    from charlm.sampling import prepare_prime
+    from charlm.generation.sampling import prepare_prime
 
     sampler, fresh = session.sampler, not session.keep or sampler_is_empty(session)
     try:
@@ -137,7 +137,7 @@ def command(session: Session, line: str) -> bool:
 def set_pick(session: Session, name: str, arg: str) -> None:
     """``/temp X``, ``/topk N|off``, ``/topp P|off``: checked as the options are."""
     from charlm.errors import SamplingError
-    from charlm.sampling import check_options
+    from charlm.generation.sampling import check_options
 
     key = {"/temp": "temperature", "/topk": "top_k", "/topp": "top_p"}[name]
     s = session.sampler

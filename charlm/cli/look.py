@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from charlm.cell_table import cell_names
+from charlm.config.cells import cell_names
 from charlm.cli.common import (
     cache_option,
     checkpoint_options,
@@ -36,7 +36,7 @@ def inspect(checkpoint, checkpoint_dir, device, gates, projector, cache_dir, out
     """
     import yaml
 
-    from charlm.checkpoint import BEST, LAST
+    from charlm.store.checkpoint import BEST, LAST
     from charlm.metrics import describe_loss
 
     path, ckpt, model, vocab, cfg, _ = open_model(checkpoint, checkpoint_dir, device,
@@ -69,7 +69,7 @@ def inspect(checkpoint, checkpoint_dir, device, gates, projector, cache_dir, out
 
 def _write_projector(model, vocab, folder: str, step: int) -> None:
     """The (V, E) embedding with a label per row, for TensorBoard's PROJECTOR."""
-    from charlm.log import char_label, log_embedding, open_writer
+    from charlm.system.tensorboard import char_label, log_embedding, open_writer
 
     if (Path(folder) / f"{step:05d}" / "char_embedding").is_dir():
         return  # the end of the run wrote it already

@@ -32,9 +32,9 @@ def score(checkpoint, checkpoint_dir, device, text_file, per_char, encoding, as_
     all the text before it. High surprisal marks the parts of a text the model finds odd.
     """
     from charlm.errors import OptionError
-    from charlm.evaluation import surprisal
+    from charlm.evaluation.static import surprisal
     from charlm.metrics import LN2, bits_unit, loss_unit, nats_to_bits, perplexity
-    from charlm.sampling import prepare_prime
+    from charlm.generation.sampling import prepare_prime
 
     if per_char and as_json:
         raise OptionError("--per-char prints a table and --json one object: choose one")

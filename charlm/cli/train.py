@@ -82,7 +82,7 @@ def train(config_file, resume, init_from, allow_corpus_change, sets, **options) 
 
 def _start_run(resume, init_from, config_file, sets, options, allow_corpus_change=False):
     """Resolve the config (new, resumed or fine-tuned run) and train."""
-    from charlm.checkpoint import (
+    from charlm.store.checkpoint import (
         find_checkpoint,
         load_checkpoint,
         restore_model,
@@ -90,7 +90,7 @@ def _start_run(resume, init_from, config_file, sets, options, allow_corpus_chang
     )
     from charlm.config import build_config
     from charlm.config.overrides import config_for_init, config_for_resume
-    from charlm.run import train_run
+    from charlm.training.run import train_run
 
     checkpoint_dir = options["train.checkpoint_dir"] or "checkpoints"
     if not (resume or init_from):
@@ -99,7 +99,7 @@ def _start_run(resume, init_from, config_file, sets, options, allow_corpus_chang
             else find_checkpoint(init_from, checkpoint_dir))
     ckpt = load_checkpoint(path, resume=bool(resume))
     restore_model(ckpt, source=str(path))  # every check, before anything is written
-    logging.getLogger("charlm.checkpoint").info("loaded %s (step %s)", path,
+    logging.getLogger("charlm.store.checkpoint").info("loaded %s (step %s)", path,
                                                 ckpt["state"].get("step"))
     if resume:
         cfg = config_for_resume(ckpt["config"], path.parent, config_file, sets, options)

@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Union
 
-from charlm.cell_table import cell_names
+from charlm.config.cells import cell_names
 
 Choices = Union[Iterable[str], Callable[[], Iterable[str]], None]
 

@@ -44,7 +44,7 @@ from charlm.data.vocab import (
     vocab_from_payload,
 )
 from charlm.errors import DataError
-from charlm.runtime import process_alive
+from charlm.system.runtime import process_alive
 
 logger = logging.getLogger(__name__)
 

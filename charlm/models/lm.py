@@ -20,7 +20,7 @@ from typing import Iterator
 
 from torch import Tensor, nn
 
-from charlm.cell_table import CellSpec, get_cell
+from charlm.config.cells import CellSpec, get_cell
 from charlm.config import ModelConfig
 from charlm.models.state import Hidden
 

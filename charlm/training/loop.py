@@ -2,7 +2,7 @@
 and checkpoint.
 
 The loop is generic: what happens at a log, evaluation or checkpoint is given as
-:class:`Hooks` (:mod:`charlm.reporting` supplies them for a run), so the loop has no file,
+:class:`Hooks` (:mod:`charlm.training.reporting` supplies them for a run), so the loop has no file,
 TensorBoard or evaluation code.
 
 Shape legend: B batch (streams), T time steps, L layers, H hidden size.
@@ -23,10 +23,10 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from charlm.config import OptimConfig, TrainConfig
 from charlm.data import TBPTTBatches
-from charlm.distributed import SINGLE, Dist
+from charlm.system.distributed import SINGLE, Dist
 from charlm.metrics import nats_to_bits
 from charlm.models import CharLM, Hidden, map_hidden
-from charlm.runtime import ThreadShare
+from charlm.system.runtime import ThreadShare
 from charlm.training.schedule import Budget, lr_at
 from charlm.training.stats import IntervalStats
 from charlm.training.step import optim_lr, skips_on_device, train_step

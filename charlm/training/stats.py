@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from charlm.distributed import SINGLE, Dist
+from charlm.system.distributed import SINGLE, Dist
 from charlm.errors import NumericalError
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import math
 import torch
 
 from charlm.config import OptimConfig
-from charlm.evaluation import loss_fn
+from charlm.evaluation.static import loss_fn
 from charlm.models import CharLM, Hidden, detach_hidden
 
 

@@ -5,7 +5,7 @@ import random
 
 import torch
 
-from charlm.checkpoint import load_checkpoint
+from charlm.store.checkpoint import load_checkpoint
 from helpers import TINY, run_ok
 
 TRAIN = ["train", *TINY]

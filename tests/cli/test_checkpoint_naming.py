@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from charlm.checkpoint import load_checkpoint
+from charlm.store.checkpoint import load_checkpoint
 from conftest import stdlib_slice
 
 from helpers import TINY, run_ok

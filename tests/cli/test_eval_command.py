@@ -42,7 +42,7 @@ def test_dynamic_evaluation_reports_its_protocol_apart_from_the_static_one(train
 
 def test_dynamic_defaults_in_the_help_are_the_real_ones():
     from charlm.cli import main
-    from charlm.dynamic import DEFAULTS, SEQ_LEN
+    from charlm.evaluation.dynamic import DEFAULTS, SEQ_LEN
 
     params = {p.name: p.help for p in main.commands["eval"].params}
     (sgd_lr, sgd_decay), (rms_lr, rms_decay) = DEFAULTS["sgd"], DEFAULTS["rms"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from charlm.checkpoint import load_checkpoint
+from charlm.store.checkpoint import load_checkpoint
 from helpers import TINY, run_cli, run_ok
 
 TRAIN = ["train", *TINY]
@@ -336,12 +336,12 @@ def test_8_a_file_in_the_way_of_a_run_folder_names_the_run_name(trained):
 
 
 def test_ctrl_c_while_sampling_exits_130_without_a_traceback(trained, monkeypatch):
-    import charlm.sampling
+    import charlm.generation.sampling
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(charlm.sampling, "generate", interrupted)
+    monkeypatch.setattr(charlm.generation.sampling, "generate", interrupted)
     result = run_cli("sample", "base", "--length", 50, cwd=trained[0])
     assert result.returncode == 130 and "Traceback" not in result.stderr
     assert "Aborted" not in result.stderr + result.stdout

@@ -2,7 +2,7 @@
 refused, and an older checkpoint never resumed over a newer last.pt. (Exactness:
 tests/test_resume.py.)"""
 
-from charlm.checkpoint import load_checkpoint
+from charlm.store.checkpoint import load_checkpoint
 
 from helpers import TINY, run_cli, run_ok
 

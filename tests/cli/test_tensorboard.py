@@ -7,7 +7,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from charlm.log import HPARAMS, METRICS, char_label
+from charlm.system.tensorboard import HPARAMS, METRICS, char_label
 from helpers import TINY, run_ok
 
 

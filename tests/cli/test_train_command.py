@@ -3,7 +3,7 @@ and what it does to the text it reads (any script, any line ending)."""
 
 import yaml
 
-from charlm.checkpoint import load_checkpoint
+from charlm.store.checkpoint import load_checkpoint
 
 from helpers import CONFIGS, TINY, run_cli, run_ok
 

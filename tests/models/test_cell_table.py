@@ -4,8 +4,8 @@ every command, and a new entry shows everywhere at once."""
 import pytest
 import torch
 
-from charlm.bench import train_flops_per_char
-from charlm.cell_table import CELLS, CellSpec, cell_names
+from charlm.training.bench import train_flops_per_char
+from charlm.config.cells import CELLS, CellSpec, cell_names
 from charlm.cli.train import train
 from charlm.config import ModelConfig, build_config
 from charlm.errors import ConfigError
@@ -20,7 +20,7 @@ RELU = CellSpec("relu_rnn", (), (), ("h",), "Elman 1990 with ReLU (Le, Jaitly & 
 @pytest.fixture
 def relu_cell(monkeypatch):
     """The table with one more entry, whose core lives in tests/extra_cells.py."""
-    monkeypatch.setattr("charlm.cell_table.CELLS", {**CELLS, RELU.name: RELU})
+    monkeypatch.setattr("charlm.config.cells.CELLS", {**CELLS, RELU.name: RELU})
     return RELU.name
 
 
@@ -28,7 +28,7 @@ def relu_cell(monkeypatch):
 def bench_calls(monkeypatch):
     """Stub out the benchmark itself; record what ``charlm bench`` would run."""
     calls = []
-    monkeypatch.setattr("charlm.bench.run", lambda ids, V, sizes, cells, *a, **k:
+    monkeypatch.setattr("charlm.training.bench.run", lambda ids, V, sizes, cells, *a, **k:
                         calls.append(cells))
     return calls
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from charlm.cell_table import CELLS
+from charlm.config.cells import CELLS
 from charlm.config import ModelConfig
 from charlm.models import CharLM, create_model, detach_hidden
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from charlm.analysis.gates import gate_saturation
-from charlm.cell_table import CELLS
+from charlm.config.cells import CELLS
 from charlm.models import CharLM
 from charlm.models.lm import core_class
 from charlm.models.reference import run_core

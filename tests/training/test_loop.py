@@ -8,7 +8,7 @@ import numpy as np
 from charlm.config import build_config
 from charlm.data import TBPTTBatches
 from charlm.data.layout import IGNORE
-from charlm.evaluation import loss_fn
+from charlm.evaluation.static import loss_fn
 from charlm.models import CharLM
 from charlm.training import Hooks, TrainState, fit, make_optimizer
 

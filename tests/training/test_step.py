@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from charlm.cell_table import CELLS
+from charlm.config.cells import CELLS
 from charlm.config import OptimConfig
 from charlm.data import Vocab
 from charlm.models import CharLM

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import torch
 
 from charlm.models import CharLM, eval_mode, map_hidden
-from charlm.runtime import threads_for
-from charlm.sampling import StopRule
+from charlm.system.runtime import threads_for
+from charlm.generation.sampling import StopRule
 
 logger = logging.getLogger(__name__)
 

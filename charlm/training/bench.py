@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from charlm.cell_table import cell_names
+from charlm.config.cells import cell_names
 from charlm.config import build_config
 from charlm.data import TBPTTBatches
 from charlm.errors import CharLMError
-from charlm.evaluation import evaluate
+from charlm.evaluation.static import evaluate
 from charlm.models import CharLM, detach_hidden
-from charlm.sampling import generate
+from charlm.generation.sampling import generate
 from charlm.training import Hooks, TrainState, fit, make_optimizer
 
 logger = logging.getLogger(__name__)

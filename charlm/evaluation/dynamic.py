@@ -42,7 +42,7 @@ import torch
 
 from charlm.data import TBPTTBatches
 from charlm.errors import DataError
-from charlm.evaluation import loss_fn, scored_ids
+from charlm.evaluation.static import loss_fn, scored_ids
 from charlm.models import CharLM, detach_hidden, eval_mode
 
 logger = logging.getLogger(__name__)

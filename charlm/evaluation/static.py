@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from charlm.data import TBPTTBatches
 from charlm.data.layout import IGNORE
-from charlm.distributed import SINGLE, Dist
+from charlm.system.distributed import SINGLE, Dist
 from charlm.errors import DataError
 from charlm.models import CharLM, Hidden, eval_mode, map_hidden
 

@@ -296,7 +296,7 @@ def make_payload(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state
         model: the unwrapped module (not DDP or compiled).
         state: the training counters as a plain dict (``TrainState.to_dict()``).
         hidden: the carried state of all B streams, (L, B, H) (LSTM: a pair).
-        rng: this process's RNG states (:func:`charlm.runtime.rng_state`).
+        rng: this process's RNG states (:func:`charlm.system.runtime.rng_state`).
         rng_ranks: every rank's RNG states under distributed training (``rng`` is rank 0's).
         corpus_sha256: digest of the corpus trained on, so a resume can tell it changed.
     """

@@ -1,5 +1,5 @@
 """Writing only: logging setup, and TensorBoard (one SummaryWriter per run). What to write, and
-when, is decided in :mod:`charlm.reporting`, whose module doc lists the tags.
+when, is decided in :mod:`charlm.training.reporting`, whose module doc lists the tags.
 
 The writers here give TensorBoard's tabs what a user comes for: the CUSTOM SCALARS tab holds
 train and val loss (and bpc) on one chart each (:func:`log_layout`), the HPARAMS table opens on

@@ -2,7 +2,7 @@
 
 ``checkpoints/<run>/`` receives ``config.yaml`` (before the first step), ``best.pt`` (lowest
 val loss so far) and ``last.pt``; ``runs/<run>/`` receives the TensorBoard events. Under
-``torchrun`` this is one rank of a DistributedDataParallel job (:mod:`charlm.distributed`);
+``torchrun`` this is one rank of a DistributedDataParallel job (:mod:`charlm.system.distributed`);
 only rank 0 writes files.
 """
 
@@ -19,7 +19,7 @@ from typing import Iterator
 import torch
 
 from charlm.analysis.gradflow import BURN_IN
-from charlm.checkpoint import BEST, LAST
+from charlm.store.checkpoint import BEST, LAST
 from charlm.config import RunConfig, save_yaml
 from charlm.data import (
     ByteVocab,
@@ -32,14 +32,14 @@ from charlm.data import (
 )
 from charlm.data.named import DOWNLOADS
 from charlm.data.sources import canonical_spec
-from charlm.distributed import SINGLE, Dist, init_from_env, shutdown
+from charlm.system.distributed import SINGLE, Dist, init_from_env, shutdown
 from charlm.errors import CharLMError, ConfigError, DataError, DistributedError, Interrupted
-from charlm.folders import RunPaths, claim_run, with_name
-from charlm.log import open_writer
+from charlm.store.folders import RunPaths, claim_run, with_name
+from charlm.system.tensorboard import open_writer
 from charlm.metrics import nats_to_bits, unit_noun
 from charlm.models import create_model, map_hidden
-from charlm.reporting import Reporter
-from charlm.runtime import resolve_device, restore_rng, seed_everything, stop_on_signals
+from charlm.training.reporting import Reporter
+from charlm.system.runtime import resolve_device, restore_rng, seed_everything, stop_on_signals
 from charlm.training import Budget, TrainState, epoch_steps, fit, lr_at, make_optimizer, optim_lr
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def finalize_config(cfg: RunConfig, dist: Dist = SINGLE) -> RunConfig:
 @contextlib.contextmanager
 def _claimed(cfg: RunConfig, resume_dir: Path | None, dist: Dist
              ) -> Iterator[tuple[RunConfig, RunPaths]]:
-    """Rank 0 claims the run's folders (:func:`~charlm.folders.claim_run`); every rank gets
+    """Rank 0 claims the run's folders (:func:`~charlm.store.folders.claim_run`); every rank gets
     the run's final name and paths, or rank 0's error."""
     with contextlib.ExitStack() as stack:
         paths, error = None, None

@@ -24,7 +24,7 @@ import torch
 from charlm.data import format_chars, normalize_newlines
 from charlm.errors import DataError, SamplingError
 from charlm.models import CharLM, eval_mode
-from charlm.runtime import threads_for
+from charlm.system.runtime import threads_for
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from typing import Iterator
 
 from charlm.config import RunConfig
 from charlm.errors import CharLMError
-from charlm.runtime import process_alive
+from charlm.system.runtime import process_alive
 
 logger = logging.getLogger(__name__)
 

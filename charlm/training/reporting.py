@@ -29,18 +29,18 @@ import torch
 
 from charlm.analysis.gates import gate_statistics
 from charlm.analysis.gradflow import model_profile
-from charlm.checkpoint import BEST, LAST, make_payload, save_checkpoint
+from charlm.store.checkpoint import BEST, LAST, make_payload, save_checkpoint
 from charlm.config import RunConfig
 from charlm.data import Corpus
-from charlm.distributed import SINGLE, Dist
-from charlm.evaluation import evaluate
-from charlm.folders import RunPaths
-from charlm.log import char_label, comparable_hparams, log_embedding, log_gates, log_hparams, \
+from charlm.system.distributed import SINGLE, Dist
+from charlm.evaluation.static import evaluate
+from charlm.store.folders import RunPaths
+from charlm.system.tensorboard import char_label, comparable_hparams, log_embedding, log_gates, log_hparams, \
     log_layout
 from charlm.metrics import describe_loss, nats_to_bits
 from charlm.models import CharLM, map_hidden
-from charlm.runtime import rng_state
-from charlm.sampling import default_prime, sample_text
+from charlm.system.runtime import rng_state
+from charlm.generation.sampling import default_prime, sample_text
 from charlm.training import Hooks, TrainState
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,2 @@
+"""Scoring text: the next-character loss, static evaluation of a split and dynamic
+evaluation."""

@@ -1,0 +1,1 @@
+"""Generating text: sampling with a carried state, where a continuation stops, beam search."""
