@@ -30,6 +30,11 @@ class OptionError(CharLMError, ValueError):
     """Command-line options that make no sense together; the message names them."""
 
 
+class OutputError(CharLMError):
+    """A file or folder the command was asked to write cannot be written (or would replace a
+    checkpoint); the message names the path and the option to change."""
+
+
 class NumericalError(CharLMError):
     """Training produced non-finite losses or gradients too many steps in a row."""
 

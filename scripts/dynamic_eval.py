@@ -23,12 +23,18 @@ import time
 
 import torch
 
-from charlm.training.bench import machine
-from charlm.store.checkpoint import open_checkpoint, restore_model
-from charlm.data import load_corpus
-from charlm.evaluation.dynamic import DEFAULTS, SEQ_LEN, DynamicSettings, dynamic_evaluate
+from charlm.data.corpus import load_corpus
+from charlm.evaluation.dynamic import (
+    DEFAULTS,
+    SEQ_LEN,
+    DynamicSettings,
+    dynamic_evaluate,
+)
 from charlm.evaluation.static import evaluate
 from charlm.metrics import nats_to_bits
+from charlm.store.names import open_checkpoint
+from charlm.store.restore import restore_model
+from charlm.training.bench import machine
 
 GRIDS = {"rms": ([1e-4, 3e-4, 1e-3, 3e-3], [0.0, 0.005, 0.02, 0.05]),
          "sgd": ([0.01, 0.03, 0.1, 0.3], [0.0, 0.01])}

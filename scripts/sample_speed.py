@@ -14,9 +14,10 @@ import time
 
 import torch
 
-from charlm.store.checkpoint import open_checkpoint, restore_model
-from charlm.system.runtime import resolve_device
 from charlm.generation.sampling import generate, prepare_prime
+from charlm.store.names import open_checkpoint
+from charlm.store.restore import restore_model
+from charlm.system.device import resolve_device
 
 
 def chars_per_s(model, prime: torch.Tensor, length: int, batch: int) -> float:

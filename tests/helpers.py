@@ -16,6 +16,20 @@ TINY = ["--config", CONFIGS / "tiny.yaml", "--no-progress", "--seed", 1]
 # The device the tests run charlm on: python -m pytest --device cuda (tests/conftest.py), or
 # CHARLM_TEST_DEVICE. Every command that takes --device gets it unless the test gives one.
 DEVICE = os.environ.get("CHARLM_TEST_DEVICE", "cpu")
+TRAIN = ["train", *TINY]  # a seconds-long training on tests' tiny config
+
+
+def one_line_error(result, *parts):
+    """The command failed with one ``Error:`` line holding every part, and no traceback."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    line = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(line) == 1, result.stderr
+    for part in parts:
+        assert part in line[0], result.stderr
+    return line[0]
+
+
 _DEVICE_COMMANDS = {"train", "sample", "eval", "inspect", "visualize", "gradflow", "bench"}
 
 

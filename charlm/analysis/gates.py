@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from charlm.analysis.gradflow import sample_windows
-from charlm.models import CharLM, eval_mode
+from charlm.models.lm import CharLM, eval_mode
 
 logger = logging.getLogger(__name__)
 

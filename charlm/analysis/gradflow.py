@@ -28,8 +28,10 @@ import torch
 
 from charlm.config import ModelConfig
 from charlm.errors import DataError
+from charlm.models.lm import CharLM, create_model
+from charlm.models.state import detach_hidden, output_state
+from charlm.system.files import replacing
 from charlm.system.tensorboard import open_writer
-from charlm.models import CharLM, create_model, detach_hidden, output_state
 
 logger = logging.getLogger(__name__)
 
@@ -196,16 +198,19 @@ def write_outputs(profiles: dict[str, np.ndarray], out_dir, title: str) -> list:
 
     Returns:
         The paths written.
+    Raises:
+        OutputError: if ``out_dir`` or a file in it cannot be written.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    advice = "choose another --output folder"
     labels, n = list(profiles), min(len(p) for p in profiles.values())
-    with open(out / "gradflow.csv", "w", newline="", encoding="utf-8") as fh:
+    with replacing(out / "gradflow.csv", parents=True, advice=advice) as fh:
         rows = csv.writer(fh)
         rows.writerow(["k", *labels])
         for k in range(n):
             rows.writerow([k, *(f"{profiles[lab][k]:.6e}" for lab in labels)])
-    _plot(profiles, out / "gradflow.png", title)
+    with replacing(out / "gradflow.png", binary=True, advice=advice) as fh:
+        _plot(profiles, fh, title)
     for label, profile in profiles.items():
         writer = open_writer(out / label.replace("/", "_"))
         try:
@@ -216,8 +221,8 @@ def write_outputs(profiles: dict[str, np.ndarray], out_dir, title: str) -> list:
     return [out / "gradflow.csv", out / "gradflow.png"]
 
 
-def _plot(profiles: dict[str, np.ndarray], path, title: str) -> None:
-    """Log-scale line plot of the profiles against k."""
+def _plot(profiles: dict[str, np.ndarray], out, title: str) -> None:
+    """Log-scale line plot of the profiles against k, as PNG into the binary file ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -232,5 +237,5 @@ def _plot(profiles: dict[str, np.ndarray], path, title: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(out, format="png")
     plt.close(fig)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from charlm.errors import CharLMError
-from charlm.models import CharLM, eval_mode
+from charlm.models.lm import CharLM, eval_mode
 
 logger = logging.getLogger(__name__)
 

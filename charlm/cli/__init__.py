@@ -7,23 +7,24 @@ report; torch is imported inside the commands so ``charlm --help`` stays fast. E
 
 from __future__ import annotations
 
+import logging
 import os
 
 import click
 
 from charlm import __version__
 from charlm.cli.bench import bench
-from charlm.cli.generate import eval_, sample
+from charlm.cli.eval import eval_
 from charlm.cli.look import gradflow, inspect, visualize
+from charlm.cli.sample import sample
 from charlm.cli.score import score
 from charlm.cli.train import train
 from charlm.errors import CharLMError
 
-
 # libgomp (torch's OpenMP on Linux) spins 300,000 times before a thread waiting for work
-# sleeps; two torch processes on the same cores then burn each other's time spinning
-# (scripts/fair_threads.py measured a training at 2% of its speed beside a second one).
-# 3,000 spins kept a training's solo speed and gave a third of it back beside another.
+# sleeps; two torch processes on the same cores then burn each other's time spinning. A short
+# spin keeps a training's solo speed and gives most of it back beside another process: the
+# figures are in docs/performance.md, "Sharing the CPU with another process".
 SPIN_COUNT = "3000"
 
 
@@ -66,6 +67,19 @@ def _silence_stdout() -> None:
         pass
 
 
+def setup_logging(verbosity: int = 0) -> None:
+    """Configure the root logger for the CLI: INFO by default, DEBUG with -v, WARNING with -q.
+
+    In a torchrun job (``RANK`` set) ranks other than 0 log only warnings and errors, each
+    line prefixed with ``[rank N]``.
+    """
+    level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
+    rank = int(os.environ.get("RANK", "0") or 0)
+    fmt = "%(message)s" if rank == 0 else f"[rank {rank}] %(message)s"
+    logging.basicConfig(level=level if rank == 0 else max(level, logging.WARNING), format=fmt,
+                        force=True)
+
+
 class _Stopped(click.ClickException):
     """A clean stop on a signal: said plainly, not as an error."""
 
@@ -79,9 +93,8 @@ class _Stopped(click.ClickException):
 @click.option("-v", "--verbose", count=True, help="More log output (debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 def main(verbose: int, quiet: bool) -> None:
-    """Character-level language models with recurrent cores (RNN, LSTM, GRU)."""
-    from charlm.system.tensorboard import setup_logging
-
+    """Character-level language models with recurrent cores (RNN, LSTM, GRU, minGRU, minLSTM,
+    IndRNN)."""
     setup_logging(-1 if quiet else verbose)
 
 

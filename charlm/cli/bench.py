@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from charlm.config.cells import cell_names
 from charlm.cli.common import cache_option, h, output_option, read_corpus
+from charlm.config.cells import parse_cells
 
 # Sizes that fill the device: a GPU needs wider layers and larger batches to be busy.
 SIZES = {"cpu": "128,256,512,1024", "cuda": "256,1024,2048"}
@@ -39,18 +39,20 @@ def bench(data, device, precision, sizes, batch_size, seq_len, cells, equal_para
     """Measure the matmul ceiling, training chars/s (charlm vs a bare PyTorch loop) and model
     FLOP/s, evaluation and sampling chars/s, and peak memory; print a table and write JSON.
     On a GPU every timing follows a device synchronisation."""
-    from charlm.training.bench import run
     from charlm.config import DataConfig
-    from charlm.system.runtime import resolve_device
+    from charlm.system.device import cpu_has_bf16, resolve_device
+    from charlm.training.bench import run
 
     dev = resolve_device(device)
     kind = "cuda" if dev.type == "cuda" else "cpu"
     size_list = _integers(sizes or SIZES[kind], "--sizes")
-    cell_list = [c.strip() for c in cells.split(",") if c.strip()]
-    bad = [c for c in cell_list if c not in cell_names()]
-    if bad:
-        raise click.BadParameter(f"{', '.join(bad)}; choose from {', '.join(cell_names())}",
-                                 param_hint="--cells")
+    cell_list = list(parse_cells(cells, "--cells"))
+    if precision == "bf16" and dev.type == "cpu" and "lstm" in cell_list and not cpu_has_bf16():
+        from charlm.errors import OptionError
+
+        raise OptionError("--precision bf16: this CPU has no bfloat16 kernels for the LSTM "
+                          "(oneDNN needs AVX-512 BF16 or AMX); drop lstm from --cells, or use "
+                          "--precision fp32")
     corpus = read_corpus(DataConfig(), None, cache_dir, corpus=data)
     run(corpus.ids[:2_000_000], corpus.vocab.size, size_list, cell_list, steps, output,
         echo=click.echo, device=dev, precision=precision, batch_size=batch_size or BATCH[kind],
@@ -58,8 +60,17 @@ def bench(data, device, precision, sizes, batch_size, seq_len, cells, equal_para
 
 
 def _integers(text: str, option: str) -> list[int]:
+    """The positive integers of a comma list (``256,512``).
+
+    Raises:
+        OptionError: naming ``option``.
+    """
+    from charlm.errors import OptionError
+
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        values = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise click.BadParameter(f"{text!r}; give integers like 256,512",
-                                 param_hint=option) from None
+        values = []
+    if not values or min(values) < 1:
+        raise OptionError(f"{option} {text!r}: give positive integers like 256,512")
+    return values

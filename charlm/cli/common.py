@@ -4,10 +4,7 @@ the cache option, live choices from the cell table, and text output."""
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
 import sys
-from pathlib import Path
 from typing import Callable, Iterable
 
 import click
@@ -61,9 +58,9 @@ def cache_option(command):
 
 
 def read_corpus(data, vocab=None, cache_dir: str | None = None, **changes):
-    """:func:`charlm.data.load_corpus` for a command that takes ``--cache-dir``: no progress
-    bar, and errors name that option."""
-    from charlm.data import load_corpus
+    """:func:`charlm.data.corpus.load_corpus` for a command that takes ``--cache-dir``: no
+    progress bar, and errors name that option."""
+    from charlm.data.corpus import load_corpus
 
     return load_corpus(data, vocab, progress=False, cache_option="--cache-dir PATH",
                        cache_dir=cache_dir, **changes)
@@ -92,8 +89,10 @@ def open_model(checkpoint: str | None, checkpoint_dir: str, device: str = "cpu",
                prefer: tuple[str, ...] | None = None):
     """Find, load and rebuild a checkpoint: ``(path, ckpt, model, vocab, config, device)``.
     The file loaded is logged to stderr."""
-    from charlm.store.checkpoint import BEST, LAST, open_checkpoint, restore_model
-    from charlm.system.runtime import resolve_device
+    from charlm.store.folders import BEST, LAST
+    from charlm.store.names import open_checkpoint
+    from charlm.store.restore import restore_model
+    from charlm.system.device import resolve_device
 
     dev = resolve_device(device)
     path, ckpt = open_checkpoint(checkpoint, checkpoint_dir, prefer or (BEST, LAST), dev)
@@ -105,47 +104,17 @@ def open_model(checkpoint: str | None, checkpoint_dir: str, device: str = "cpu",
 def text_out(output: str | None):
     """A UTF-8 file, or stdout made unable to fail on characters its encoding lacks. A write
     that fails (a full disk) ends the command with one line, and a file of that name keeps
-    its previous contents (:func:`replacing`); Ctrl-C keeps what was written."""
+    its previous contents (:func:`charlm.system.files.replacing`); Ctrl-C keeps what was
+    written."""
     if output is None:
         if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
             sys.stdout.reconfigure(errors="backslashreplace")
         yield sys.stdout
         return
-    try:
-        with replacing(output) as fh:
-            yield fh
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}; choose "
-                                   f"another --output") from None
+    from charlm.system.files import replacing
 
-
-@contextlib.contextmanager
-def replacing(output: str | os.PathLike):
-    """Write a UTF-8 text file through a temporary file beside it that replaces it at the end
-    (or on Ctrl-C), so that a failed write leaves the old file whole. Devices, pipes and
-    other non-regular files are written directly.
-
-    Raises:
-        OSError: from opening, writing or replacing; the temporary file is removed.
-    """
-    path = Path(output)
-    if path.exists() and not path.is_file():
-        with open(path, "w", encoding="utf-8", newline="\n") as fh:
-            yield fh
-        return
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as fh:
-            try:
-                yield fh
-            except KeyboardInterrupt:
-                fh.close()
-                os.replace(tmp, path)
-                raise
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    with replacing(output, keep_on_interrupt=True) as fh:
+        yield fh
 
 
 def stream_continuation(out, shown: str, tokens: Iterable[int], vocab, rule, strip: bool
@@ -158,7 +127,7 @@ def stream_continuation(out, shown: str, tokens: Iterable[int], vocab, rule, str
         tokens: the continuation's ids, drawn lazily (the loop stops drawing at the end).
         strip: leave out the stop string that ended the continuation.
     """
-    from charlm.generation.sampling import Continuation
+    from charlm.generation.stopping import Continuation
 
     sample, decode, last = Continuation(rule, strip), vocab.stream_decoder(), shown[-1:]
     out.write(shown)

@@ -21,9 +21,11 @@ from charlm.cli.common import stream_continuation, text_out
 if TYPE_CHECKING:  # torch is imported only when a command runs (charlm --help stays fast)
     import torch
 
-    from charlm.data import ByteVocab, Vocab
-    from charlm.models import CharLM
-    from charlm.generation.sampling import Sampler, StopRule
+    from charlm.config import RunConfig
+    from charlm.data.vocab import ByteVocab, Vocab
+    from charlm.generation.sampling import Sampler
+    from charlm.generation.stopping import StopRule
+    from charlm.models.lm import CharLM
 
 PROMPT = "> "
 HELP = """commands:
@@ -42,11 +44,14 @@ class Session:
     """What an interactive session needs: the model and the options of ``charlm sample``.
 
     Attributes:
+        config: the checkpoint's config, against whose schema ``/temp`` and the like are
+            checked.
         picks: ``temperature``, ``top_k``, ``top_p`` and ``generator`` for the sampler.
     """
 
     model: CharLM
     vocab: Vocab | ByteVocab
+    config: RunConfig
     device: torch.device
     length: int
     rule: StopRule
@@ -96,7 +101,8 @@ def turn(session: Session, line: str) -> bool:
     sampler, fresh = session.sampler, not session.keep or sampler_is_empty(session)
     try:
         _, ids = prepare_prime(session.vocab, line if line or fresh else None,
-                               session.drop_unknown)
+                               session.drop_unknown, fix="type the line without them, or start "
+                               "the session again with --drop-unknown")
     except DataError as exc:
         click.echo(f"Error: {exc}", err=True)
         return True
@@ -135,25 +141,30 @@ def command(session: Session, line: str) -> bool:
 
 
 def set_pick(session: Session, name: str, arg: str) -> None:
-    """``/temp X``, ``/topk N|off``, ``/topp P|off``: checked as the options are."""
-    from charlm.errors import SamplingError
-    from charlm.generation.sampling import check_options
+    """``/temp X``, ``/topk N|off``, ``/topp P|off``: checked by the config schema, as the
+    options of ``charlm sample`` are."""
+    from charlm.config import build_config
+    from charlm.errors import ConfigError
+    from charlm.generation.sampling import check_top_k
 
     key = {"/temp": "temperature", "/topk": "top_k", "/topp": "top_p"}[name]
-    s = session.sampler
-    picks = {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p}
+    usage = "a number" if key == "temperature" else "a number or off"
+    if arg == "off" and key != "temperature":
+        value = None
+    else:
+        try:
+            value = (int if key == "top_k" else float)(arg)
+        except ValueError:
+            return say(f"{name} takes {usage}, not {arg!r}")
     try:
-        value = None if arg == "off" and key != "temperature" else \
-            (int if key == "top_k" else float)(arg)
-        picks[key] = value
-        check_options(session.vocab.size, picks["temperature"], picks["top_k"],
-                      picks["top_p"], session.length)
-    except (ValueError, SamplingError) as exc:
-        usage = "a number" if key == "temperature" else "a number or off"
-        say(f"{name} takes {usage}: {exc}" if isinstance(exc, SamplingError) else
-            f"{name} takes {usage}, not {arg!r}")
-        return
-    setattr(s, key, value)
+        cfg = build_config(options={f"sample.{key}": value}, base=session.config,
+                           flags={f"sample.{key}": name})
+        check_top_k(value if key == "top_k" else None, session.vocab.size, name)
+    except ConfigError as exc:
+        return say(f"{name} takes {usage}: {exc}")
+    if value is not None:
+        session.config = cfg
+    setattr(session.sampler, key, value)
     say(f"{key} {'off' if value is None else value}")
 
 

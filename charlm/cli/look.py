@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from charlm.config.cells import cell_names
 from charlm.cli.common import (
     cache_option,
     checkpoint_options,
@@ -16,8 +15,9 @@ from charlm.cli.common import (
     open_model,
     output_option,
     read_corpus,
-    replacing,
 )
+from charlm.config.cells import cell_names, parse_cells
+from charlm.system.files import replacing
 
 
 @click.command()
@@ -36,8 +36,8 @@ def inspect(checkpoint, checkpoint_dir, device, gates, projector, cache_dir, out
     """
     import yaml
 
-    from charlm.store.checkpoint import BEST, LAST
     from charlm.metrics import describe_loss
+    from charlm.store.folders import BEST, LAST
 
     path, ckpt, model, vocab, cfg, _ = open_model(checkpoint, checkpoint_dir, device,
                                                   prefer=(LAST, BEST))
@@ -68,20 +68,24 @@ def inspect(checkpoint, checkpoint_dir, device, gates, projector, cache_dir, out
 
 
 def _write_projector(model, vocab, folder: str, step: int) -> None:
-    """The (V, E) embedding with a label per row, for TensorBoard's PROJECTOR."""
-    from charlm.system.tensorboard import char_label, log_embedding, open_writer
+    """The (V, E) embedding with a label per row, for TensorBoard's PROJECTOR.
+
+    Raises:
+        OutputError: if ``folder`` cannot be written.
+    """
+    from charlm.data.vocab import id_labels
+    from charlm.errors import OutputError
+    from charlm.system.tensorboard import log_embedding, open_writer
 
     if (Path(folder) / f"{step:05d}" / "char_embedding").is_dir():
         return  # the end of the run wrote it already
-    labels = [char_label(vocab.decode([i])) if vocab.unit == "char" else f"0x{i:02X}"
-              for i in range(vocab.size)]
     writer = open_writer(folder)
     try:
-        log_embedding(writer, model.embedding.weight, labels, step)
+        log_embedding(writer, model.embedding.weight, id_labels(vocab), step)
     finally:
         writer.close()
     if writer.failed:
-        raise click.ClickException(f"cannot write to {folder}; choose another --output")
+        raise OutputError(f"cannot write to {folder}; choose another --output")
 
 
 @click.command()
@@ -120,12 +124,7 @@ def gradflow(checkpoints, checkpoint_dir, device, cells, data, horizon, windows,
     click.echo(format_table(profiles))
     where = Path(data).name if data else "each checkpoint's val split" if checkpoints else \
         "pystdlib"
-    try:
-        written = write_outputs(profiles, output, f"gradient flow through time ({where})")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write to {output}: {exc.strerror}; choose another "
-                                   f"--output folder") from None
-    for path in written:
+    for path in write_outputs(profiles, output, f"gradient flow through time ({where})"):
         click.echo(f"wrote {path}")
     click.echo(f"TensorBoard: tensorboard --logdir {output}")
 
@@ -135,12 +134,7 @@ def _fresh_profiles(cells, data, cache_dir, horizon, windows, hidden_size, num_l
     from charlm.analysis.gradflow import fresh_profiles
     from charlm.config import DataConfig
 
-    names = [c.strip() for c in cells.split(",") if c.strip()]
-    unknown = [c for c in names if c not in cell_names()]
-    if unknown or not names:
-        raise click.ClickException(f"unknown cell(s) {', '.join(unknown) or '(none given)'}; "
-                                   f"--cell takes a comma-separated list of "
-                                   f"{', '.join(cell_names())}")
+    names = parse_cells(cells, "--cell")
     corpus = read_corpus(DataConfig(), None, cache_dir, corpus=data)
     return fresh_profiles(names, corpus.ids, corpus.vocab.size, horizon, windows,
                           hidden_size, num_layers, seed)
@@ -197,9 +191,11 @@ def visualize(checkpoint, checkpoint_dir, device, text_file, data, length, units
 
     path, _, model, vocab, cfg, _ = open_model(checkpoint, checkpoint_dir, device)
     if vocab.unit != "char":
-        raise click.ClickException("visualize colours one character per model step; this "
-                                   "model reads bytes (data.unit byte), which it does not "
-                                   "support; use charlm inspect --gates or gradflow")
+        from charlm.errors import OptionError
+
+        raise OptionError("visualize colours one character per model step; this model reads "
+                          "bytes (data.unit byte), which it does not support; use charlm "
+                          "inspect --gates or gradflow")
     corpus = read_corpus(cfg.data, vocab, cache_dir, corpus=text_file or data)
     ids = (corpus.ids if text_file else corpus.splits["val"])[:length]
     text = vocab.decode(ids)
@@ -208,12 +204,8 @@ def visualize(checkpoint, checkpoint_dir, device, text_file, data, length, units
     chosen = choose_units(units, acts, matches)
     m = cfg.model
     title = f"{m.cell.upper()} {m.num_layers}x{m.hidden_size}: {path}"
-    try:
-        with replacing(output) as fh:
-            fh.write(render_html(text, acts, chosen, matches, title))
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror}; choose another "
-                                   f"--output") from None
+    with replacing(output) as fh:
+        fh.write(render_html(text, acts, chosen, matches, title))
     for match in matches:
         click.echo(f"{match.feature:>17}: {match.unit:<8} r = {match.r:+.3f}")
     click.echo(f"wrote {output} ({len(text)} characters, units {', '.join(chosen)})")

@@ -33,8 +33,8 @@ def score(checkpoint, checkpoint_dir, device, text_file, per_char, encoding, as_
     """
     from charlm.errors import OptionError
     from charlm.evaluation.static import surprisal
-    from charlm.metrics import LN2, bits_unit, loss_unit, nats_to_bits, perplexity
     from charlm.generation.sampling import prepare_prime
+    from charlm.metrics import LN2, bits_unit, loss_unit, nats_to_bits, perplexity
 
     if per_char and as_json:
         raise OptionError("--per-char prints a table and --json one object: choose one")
@@ -66,8 +66,8 @@ def read_ids(path: Path, vocab, encoding: str = "utf-8", errors: str = "strict")
     """
     import torch
 
-    from charlm.data import format_chars
     from charlm.data.sources import read_text_file
+    from charlm.data.vocab import format_chars
     from charlm.errors import DataError
 
     if vocab.unit == "byte":

@@ -14,6 +14,8 @@ import click
 from charlm.cli.common import LiveChoice, h
 from charlm.config import keys
 
+logger = logging.getLogger(__name__)
+
 _SEP = "__"  # click parameter names: model.hidden_size -> model__hidden_size
 
 
@@ -62,8 +64,10 @@ def train(config_file, resume, init_from, allow_corpus_change, sets, **options) 
 
     options = {name.replace(_SEP, "."): value for name, value in options.items()}
     if resume and init_from:
-        raise click.UsageError("--resume continues a run; --init-from starts a new one from "
-                               "its weights: give one of them")
+        from charlm.errors import OptionError
+
+        raise OptionError("--resume continues a run; --init-from starts a new one from its "
+                          "weights: give one of them")
     r = _start_run(resume, init_from, config_file, sets, options, allow_corpus_change)
     if not r.main:  # another rank of a torchrun job: rank 0 reports
         return
@@ -82,14 +86,11 @@ def train(config_file, resume, init_from, allow_corpus_change, sets, **options) 
 
 def _start_run(resume, init_from, config_file, sets, options, allow_corpus_change=False):
     """Resolve the config (new, resumed or fine-tuned run) and train."""
-    from charlm.store.checkpoint import (
-        find_checkpoint,
-        load_checkpoint,
-        restore_model,
-        resume_target,
-    )
     from charlm.config import build_config
     from charlm.config.overrides import config_for_init, config_for_resume
+    from charlm.store.checkpoint import load_checkpoint, step_of
+    from charlm.store.names import find_checkpoint, resume_target
+    from charlm.store.restore import check_checkpoint
     from charlm.training.run import train_run
 
     checkpoint_dir = options["train.checkpoint_dir"] or "checkpoints"
@@ -98,9 +99,8 @@ def _start_run(resume, init_from, config_file, sets, options, allow_corpus_chang
     path = (resume_target(resume, checkpoint_dir) if resume
             else find_checkpoint(init_from, checkpoint_dir))
     ckpt = load_checkpoint(path, resume=bool(resume))
-    restore_model(ckpt, source=str(path))  # every check, before anything is written
-    logging.getLogger("charlm.store.checkpoint").info("loaded %s (step %s)", path,
-                                                ckpt["state"].get("step"))
+    check_checkpoint(ckpt, source=str(path))  # every check, before anything is written
+    logger.info("loaded %s (step %s)", path, step_of(ckpt))
     if resume:
         cfg = config_for_resume(ckpt["config"], path.parent, config_file, sets, options)
         return train_run(cfg, resume=ckpt, resume_dir=path.parent,

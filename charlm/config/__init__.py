@@ -5,10 +5,10 @@ from charlm.config.resolve import (
                                    build_config,
                                    changed_keys,
                                    describe_keys,
+                                   dump_yaml,
                                    from_dict,
                                    load_yaml,
                                    parse_set,
-                                   save_yaml,
                                    validate,
 )
 from charlm.config.schema import (
@@ -25,4 +25,4 @@ from charlm.errors import ConfigError
 
 __all__ = ["SECTIONS", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
            "SampleConfig", "TrainConfig", "build_config", "changed_keys", "describe_keys",
-           "from_dict", "keys", "load_yaml", "parse_set", "save_yaml", "validate"]
+           "from_dict", "keys", "load_yaml", "parse_set", "dump_yaml", "validate"]

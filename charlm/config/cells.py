@@ -1,10 +1,11 @@
-"""The one table of recurrent cells: what ``--cell`` accepts, what each cell records (its gates;
-their count is ``len(gates)``), where it comes from and which module builds it. Torch-free, so the CLI and the config can read it
-without importing torch.
+"""The one table of recurrent cells: what ``--cell`` accepts, what each cell records (its
+gates; their count is ``len(gates)``), where it comes from and which module builds it.
+Torch-free, so the CLI and the config can read it without importing torch.
 
 Everything that lists cells reads this table: the ``--cell`` choices, config validation,
-:func:`charlm.models.create_model`, the benchmark, the gate statistics and the tests (parametrised over it). Adding a cell is one entry here and one module that defines its
-core (see ``docs/architecture.md``).
+:func:`charlm.models.lm.create_model`, the benchmark, the gate statistics and the tests
+(parametrised over it), and every comma list of cells goes through :func:`parse_cells`. Adding
+a cell is one entry here and one module that defines its core (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
+
+from charlm.errors import OptionError
 
 
 @dataclass(frozen=True)
@@ -73,3 +76,19 @@ def get_cell(name: str) -> CellSpec:
     if name not in CELLS:
         raise ValueError(f"unknown cell '{name}'; choose one of {', '.join(CELLS)}")
     return CELLS[name]
+
+
+def parse_cells(text: str, option: str = "--cells") -> tuple[str, ...]:
+    """The cells of a comma-separated list (``lstm,gru``), each checked against the table.
+
+    Args:
+        option: the option the list came from, named in the error.
+    Raises:
+        OptionError: for an empty list or unknown names, listing the valid ones.
+    """
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in CELLS]
+    if unknown or not names:
+        raise OptionError(f"unknown cell(s) {', '.join(unknown) or '(none given)'}; {option} "
+                          f"takes a comma-separated list of {', '.join(CELLS)}")
+    return names

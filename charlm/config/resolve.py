@@ -203,8 +203,8 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
 
 def build_config(yaml_path: str | Path | Iterable[str | Path] | None = None,
                  sets: Iterable[str] = (),
-                 options: Mapping[str, Any] | None = None, base: RunConfig | None = None
-                 ) -> RunConfig:
+                 options: Mapping[str, Any] | None = None, base: RunConfig | None = None,
+                 flags: Mapping[str, str] | None = None) -> RunConfig:
     """Resolve a RunConfig from defaults < YAML file < ``--set`` items < dedicated options.
 
     Args:
@@ -212,20 +212,25 @@ def build_config(yaml_path: str | Path | Iterable[str | Path] | None = None,
             several, applied in order (a later file's keys win).
         sets: ``section.key=value`` strings.
         options: dotted keys from dedicated CLI options; None values are ignored.
-        base: start from this config instead of the defaults (a resumed run's own config).
+        base: start from this config instead of the defaults (a resumed run's own config, a
+            checkpoint's config that ``charlm sample`` options override).
+        flags: the option each key of ``options`` came from (``{"sample.top_k": "--top-k"}``),
+            named in errors; a key's schema flag, or "option", otherwise.
     Raises:
         ConfigError: for an unknown key, a wrong type or an out-of-range value.
     """
     cfg = base or RunConfig()
-    layers = []
     files = [] if yaml_path is None else [yaml_path] if isinstance(yaml_path, (str, Path)) \
         else list(yaml_path)
-    layers += [(load_yaml(path), str(path)) for path in files]
-    layers.append((parse_set(sets), "--set"))
-    layers.append(({k: v for k, v in (options or {}).items() if v is not None}, "option"))
-    for values, source in layers:
-        for key, value in values.items():
-            cfg = _apply(cfg, key, value, source)
+    for path in files:
+        for key, value in load_yaml(path).items():
+            cfg = _apply(cfg, key, value, str(path))
+    for key, value in parse_set(sets).items():
+        cfg = _apply(cfg, key, value, "--set")
+    named = {k.dotted: k.flag for k in keys() if k.flag} | dict(flags or {})
+    for key, value in (options or {}).items():
+        if value is not None:
+            cfg = _apply(cfg, key, value, named.get(key, "option"))
     return validate(cfg)
 
 
@@ -280,9 +285,9 @@ def _check_run_name(name: str) -> None:
                           f"{MAX_RUN_NAME} (--run-name)")
 
 
-def save_yaml(cfg: RunConfig, path: str | Path) -> None:
-    """Write the resolved config as YAML (the file ``--config`` accepts)."""
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+def dump_yaml(cfg: RunConfig) -> str:
+    """The resolved config as YAML text (what ``--config`` accepts)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def changed_keys(old: RunConfig, new: RunConfig) -> dict[str, tuple[Any, Any]]:

@@ -42,7 +42,7 @@ class DataConfig:
     """Where the text comes from and how it is split (contiguous train / val / test)."""
 
     corpus: str = _field("pystdlib", "text file, directory of text files, or named corpus "
-                         "(pystdlib, tinyshakespeare)", flag="--data")
+                         "(pystdlib, tinyshakespeare, enwik8, text8)", flag="--data")
     data_dir: str = _field("data", "folder for downloaded named corpora "
                            "(tinyshakespeare/input.txt)")
     unit: str = _field("char", "what one id stands for: char (a Unicode character) or byte "

@@ -44,7 +44,7 @@ from charlm.data.vocab import (
     vocab_from_payload,
 )
 from charlm.errors import DataError
-from charlm.system.runtime import process_alive
+from charlm.system.process import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class EncodedCorpus:
 
 
 def content_sha256(files: list[Path]) -> str:
-    """sha256 over the files' sizes and bytes, in order (about 2 GB/s here).
+    """sha256 over the files' sizes and bytes, in order.
 
     Raises:
         DataError: if a file cannot be read.

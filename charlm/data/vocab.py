@@ -166,3 +166,22 @@ def format_chars(chars: list[str], limit: int = 20) -> str:
     """Readable list of characters, e.g. ``'é' (U+00E9), '\\t' (U+0009)``."""
     shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in chars[:limit])
     return shown + (f", and {len(chars) - limit} more" if len(chars) > limit else "")
+
+
+def char_label(char: str) -> str:
+    """A one-line, tab-free name for a character: itself, or a name for whitespace and
+    control characters (``newline``, ``space``, ``U+0007``)."""
+    names = {"\n": "newline", " ": "space", "\t": "tab", "\r": "return"}
+    if char in names:
+        return names[char]
+    if not char.isprintable() or char.isspace():
+        return f"U+{ord(char):04X}"
+    return char
+
+
+def id_labels(vocab: "Vocab | ByteVocab") -> list[str]:
+    """A one-line label for every id, in id order: the character (:func:`char_label`), or
+    ``0xNN`` for a byte model (the TensorBoard PROJECTOR's metadata)."""
+    if vocab.unit == "char":
+        return [char_label(c) for c in vocab.chars]
+    return [f"0x{i:02X}" for i in range(vocab.size)]

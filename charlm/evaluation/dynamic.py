@@ -40,10 +40,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from charlm.data import TBPTTBatches
+from charlm.data.layout import TBPTTBatches
 from charlm.errors import DataError
-from charlm.evaluation.static import loss_fn, scored_ids
-from charlm.models import CharLM, detach_hidden, eval_mode
+from charlm.evaluation.loss import loss_fn
+from charlm.evaluation.static import scorable
+from charlm.models.lm import CharLM, eval_mode
+from charlm.models.state import detach_hidden
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ def dynamic_evaluate(model: CharLM, ids: np.ndarray, settings: DynamicSettings,
     Raises:
         DataError: if the split has fewer than 2 ids, or ``rms`` lacks training text.
     """
-    ids = scored_ids(ids, max_chars)
+    ids = scorable(ids if max_chars is None else ids[:max_chars + 1])
     device = next(model.parameters()).device
     batches = TBPTTBatches(ids, 1, settings.seq_len, device)   # one stream, every target once
     sums = torch.zeros(batches.num_chunks, dtype=torch.float64, device=device)

@@ -1,5 +1,5 @@
-"""Scoring text: the next-character loss, and evaluation over a whole split with the hidden
-state carried through it.
+"""Static evaluation: the mean loss over a whole split with the hidden state carried through
+it, and each character's surprisal in a text.
 
 Shape legend: B batch (streams), T time steps, V vocab size, L layers, H hidden size.
 Losses are mean negative log-likelihood of the next character in nats/char
@@ -13,37 +13,16 @@ import logging
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from charlm.data import TBPTTBatches
-from charlm.data.layout import IGNORE
-from charlm.system.distributed import SINGLE, Dist
+from charlm.data.layout import TBPTTBatches
 from charlm.errors import DataError
-from charlm.models import CharLM, Hidden, eval_mode, map_hidden
+from charlm.evaluation.loss import loss_fn
+from charlm.metrics import unit_noun
+from charlm.models.lm import CharLM, eval_mode
+from charlm.models.state import Hidden, map_hidden
+from charlm.system.distributed import SINGLE, Dist
 
 logger = logging.getLogger(__name__)
-
-
-def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
-            ) -> torch.Tensor:
-    """Next-character cross-entropy.
-
-    Args:
-        logits: (B, T, V) unnormalised scores.
-        targets: (B, T) int64 ids in [0, V); :data:`~charlm.data.layout.IGNORE` marks a
-            position that is not scored (padding).
-        reduction: ``mean`` (nats per scored char), ``sum`` (nats) or ``none``.
-    Returns:
-        Scalar tensor (``none``: (B * T,) nats of each position, 0 where unscored);
-        :func:`charlm.metrics.nats_to_bits` turns nats/char into bpc.
-    Raises:
-        ValueError: if the batch or time sizes of logits and targets differ.
-    """
-    if logits.shape[:2] != targets.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} "
-                         f"differ in (B, T)")
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction=reduction,
-                           ignore_index=IGNORE)
 
 
 @torch.inference_mode()
@@ -73,7 +52,7 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
     Raises:
         DataError: if the split has fewer than 2 characters.
     """
-    ids = scored_ids(ids, max_chars)
+    ids = scorable(ids if max_chars is None else ids[:max_chars + 1])
     device = next(model.parameters()).device
     B = stream_count(len(ids) - 1, batch_size, warmup)
     batches = TBPTTBatches(ids, B, seq_len, device, rows=dist.rows(B, exact=False))
@@ -90,18 +69,28 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
     return dist.sum_(total).item() / pairs, pairs
 
 
-def scored_ids(ids: np.ndarray, max_chars: int | None) -> np.ndarray:
-    """``ids`` cut to ``max_chars`` targets (None: all), checked to hold one.
+def scorable(ids: np.ndarray, split: str = "the split", unit: str = "char",
+             total: int | None = None, fix: str = "give it more text") -> np.ndarray:
+    """``ids``, checked to hold at least one (context, target) pair: the one rule of what can
+    be scored, for evaluation, dynamic evaluation and the val split of a training run.
 
+    Args:
+        ids: (N,) encoded split.
+        split: how to name it (``the val split of corpus.txt``).
+        unit: ``data.unit``, for the noun.
+        total: the corpus's length, said beside the split's.
+        fix: the options of the running command that give it more text.
     Raises:
-        DataError: if fewer than 2 ids are left.
+        DataError: if fewer than 2 ids are given.
     """
-    if max_chars is not None:
-        ids = ids[:max_chars + 1]
-    if len(ids) < 2:
-        raise DataError(f"the split to evaluate has {len(ids)} character(s); it needs at least "
-                        f"2 (its size comes from data.train_frac and data.val_frac)")
-    return ids
+    if len(ids) >= 2:
+        return ids
+    noun = unit_noun(unit)
+    size = "is empty" if not len(ids) else f"has only 1 {noun}"
+    of = f" ({total:,} {noun}{'' if total == 1 else 's'} in the corpus)" if total is not None \
+        else ""
+    raise DataError(f"{split} {size}{of}; scoring needs at least 2 (one to read, one to "
+                    f"predict): {fix}")
 
 
 def stream_count(pairs: int, batch_size: int, warmup: int) -> int:

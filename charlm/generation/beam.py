@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 import torch
 
-from charlm.models import CharLM, eval_mode, map_hidden
-from charlm.system.runtime import threads_for
-from charlm.generation.sampling import StopRule
+from charlm.generation.stopping import StopRule
+from charlm.models.lm import CharLM, eval_mode
+from charlm.models.state import map_hidden
+from charlm.system.threads import threads_for
 
 logger = logging.getLogger(__name__)
 

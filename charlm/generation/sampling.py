@@ -1,10 +1,9 @@
-"""Text generation: temperature, top-k and nucleus (top-p) sampling with a carried state,
-and where a continuation ends (stop strings, line limits).
+"""Sampling: temperature, top-k and nucleus (top-p) draws with a carried state.
 
 The priming text runs through the model once; after that each new character costs one
 :meth:`~charlm.models.CharLM.step` with the carried hidden state (O(1) work per character,
 never a re-run of the prefix). Several samples are generated together as one batch, and
-each ends on its own (:class:`StopRule`, :class:`Continuation`).
+each ends on its own (:mod:`charlm.generation.stopping`).
 
 Shape legend: B samples, T time steps, V vocab size.
 
@@ -15,36 +14,16 @@ References:
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import torch
 
-from charlm.data import format_chars, normalize_newlines
-from charlm.errors import DataError, SamplingError
-from charlm.models import CharLM, eval_mode
-from charlm.system.runtime import threads_for
+from charlm.errors import ConfigError
+from charlm.generation.prime import prime_text
+from charlm.models.lm import CharLM, eval_mode
+from charlm.system.threads import threads_for
 
 logger = logging.getLogger(__name__)
-
-
-def check_options(vocab_size: int, temperature: float, top_k: int | None,
-                  top_p: float | None, length: int) -> None:
-    """Validate sampling options before any work.
-
-    Raises:
-        SamplingError: naming the option, its value and the allowed range.
-    """
-    if not math.isfinite(temperature) or temperature < 0:
-        raise SamplingError(f"temperature is {temperature}; use 0 (greedy) or a positive value")
-    if top_k is not None and not 1 <= top_k <= vocab_size:
-        raise SamplingError(f"top_k is {top_k}; it must be between 1 and the vocabulary "
-                            f"size {vocab_size}")
-    if top_p is not None and not 0 < top_p <= 1:  # also refuses nan
-        raise SamplingError(f"top_p is {top_p}; it must be in (0, 1]")
-    if length < 0:
-        raise SamplingError(f"length is {length}; it must be 0 or more")
 
 
 def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
@@ -172,162 +151,26 @@ def sample_text(model: CharLM, vocab, prime: str, length: int, temperature: floa
     return vocab.decode(torch.cat(list(steps)).tolist()) if length else ""
 
 
-def prepare_prime(vocab, prime: str | None, drop_unknown: bool = False
-                  ) -> tuple[str, torch.Tensor]:
-    """The priming text to show and the (T0,) int64 ids to feed.
+def prepare_prime(vocab, prime: str | None, drop_unknown: bool = False,
+                  fix: str = "remove them or pass --drop-unknown") -> tuple[str, torch.Tensor]:
+    """The priming text to show and the (T0,) int64 ids to feed (:func:`prime_text`).
 
-    Args:
-        prime: the user's text (line endings normalised as in training, except for a byte
-            model, which sees bytes as given), or None for :func:`default_prime`, which is fed
-            but not shown.
-        drop_unknown: remove characters the model never saw instead of raising.
     Raises:
-        DataError: listing the characters outside the vocabulary (and the option that drops
-            them), or when nothing is left to prime with.
+        DataError: listing the characters outside the vocabulary, and ``fix``.
     """
-    text = default_prime(vocab) if prime is None else \
-        normalize_newlines(prime) if vocab.unit == "char" else prime
-    unknown = vocab.unknown(text)
-    if unknown and not drop_unknown:
-        raise DataError(f"the prime has {len(unknown)} character(s) the model never saw: "
-                        f"{format_chars(unknown)}; remove them or pass --drop-unknown")
-    if unknown:
-        logger.warning("dropped from the prime: %s", format_chars(unknown))
-        text = "".join(c for c in text if c in vocab)
-    if not text:
-        text, prime = default_prime(vocab), ""
-    ids = torch.from_numpy(vocab.encode(text).astype("int64"))
-    return ("" if prime is None else text if prime else ""), ids
+    shown, text = prime_text(vocab, prime, drop_unknown, fix)
+    return shown, torch.from_numpy(vocab.encode(text).astype("int64"))
 
 
-def default_prime(vocab) -> str:
-    """A newline when the vocabulary has one (text starts a line), else its first character."""
-    return "\n" if "\n" in vocab else vocab.chars[0]
-
-
-
-@dataclass(frozen=True)
-class StopRule:
-    """Where a continuation ends: right after the first occurrence of a stop string, or right
-    after its ``max_lines``-th newline, whichever comes first.
-
-    Matching is on ids and on the continuation only (the prime never counts). For a char model
-    one id is one character; for a byte model a stop string is matched as its UTF-8 bytes,
-    which occur in the bytes exactly where the decoded text holds the string.
-
-    Attributes:
-        stops: the id sequences of the stop strings.
-        newline: the id of ``"\\n"``, or None when the rule counts no lines.
-        max_lines: newlines that end a continuation; None for no limit.
-    """
-
-    stops: tuple[tuple[int, ...], ...] = ()
-    newline: int | None = None
-    max_lines: int | None = None
-
-    @property
-    def longest(self) -> int:
-        """Ids in the longest stop string (0 without stop strings)."""
-        return max(map(len, self.stops), default=0)
-
-    def match(self, ids: list[int] | tuple[int, ...]) -> int | None:
-        """Whether the continuation ``ids`` ends with its last id.
-
-        Returns:
-            None if it goes on; else how many of its last ids form the stop string that
-            ended it (the longest, when several end there), or 0 for the line limit.
-        """
-        found = [len(s) for s in self.stops if len(ids) >= len(s) and
-                 tuple(ids[len(ids) - len(s):]) == s]
-        if found:
-            return max(found)
-        if self.max_lines is not None and ids and ids[-1] == self.newline and \
-                ids.count(self.newline) >= self.max_lines:
-            return 0
-        return None
-
-
-def make_stop_rule(vocab, stops: tuple[str, ...] = (), max_lines: int | None = None
-                   ) -> StopRule:
-    """The :class:`StopRule` of ``--stop`` strings and ``--max-lines``.
+def check_top_k(top_k: int | None, vocab_size: int, fix: str = "--top-k") -> None:
+    """``top_k`` may not exceed the vocabulary: the one sampling rule the config's ranges
+    cannot hold, since it depends on the model.
 
     Args:
-        vocab: the model's vocabulary; a char model reads stop strings with their line
-            endings normalised, as it reads primes.
+        fix: the option that sets it, said in the error.
     Raises:
-        SamplingError: for an empty stop string, one with characters the model never saw
-            (it could never occur), or ``max_lines`` without a newline in the vocabulary.
+        ConfigError: naming the value, the vocabulary size and ``fix``.
     """
-    encoded = []
-    for stop in stops:
-        text = normalize_newlines(stop) if vocab.unit == "char" else stop
-        unknown = vocab.unknown(text)
-        if not text or unknown:
-            raise SamplingError(f"--stop {stop!r} " + (
-                "is empty; give at least one character" if not text else
-                f"has {len(unknown)} character(s) the model never saw: "
-                f"{format_chars(unknown)}, so it could never occur; remove it"))
-        encoded.append(tuple(int(i) for i in vocab.encode(text)))
-    if max_lines is not None and "\n" not in vocab:
-        raise SamplingError("--max-lines counts newlines, but this model's vocabulary has "
-                            "none; use --stop or --length instead")
-    newline = int(vocab.encode("\n")[0]) if max_lines is not None else None
-    return StopRule(tuple(encoded), newline, max_lines)
-
-
-class Continuation:
-    """One sample's ids as they are drawn, checked against a :class:`StopRule`.
-
-    :meth:`push` returns the ids that are final: all of them, except that with ``strip``
-    the last ``longest - 1`` are held back while they might still begin a stop string, and
-    a stop string that ends the continuation is dropped.
-
-    Args:
-        rule: where the continuation ends.
-        strip: drop the stop string that ended it (a line limit's newline is kept).
-    """
-
-    def __init__(self, rule: StopRule, strip: bool = False) -> None:
-        self.rule, self.strip = rule, strip
-        self.ids: list[int] = []
-        self.done = False
-        self._given = 0  # ids already returned
-
-    def push(self, token: int) -> list[int]:
-        """Add the next id; return the ids that became final (possibly none)."""
-        self.ids.append(token)
-        end = self.rule.match(self.ids)
-        if end is not None:
-            self.done = True
-            if self.strip and end:
-                del self.ids[len(self.ids) - end:]
-            return self.finish()
-        hold = max(self.rule.longest - 1, 0) if self.strip else 0
-        upto = max(self._given, len(self.ids) - hold)
-        out, self._given = self.ids[self._given:upto], upto
-        return out
-
-    def finish(self) -> list[int]:
-        """The ids not yet returned (those held back), at the end of the continuation."""
-        out, self._given = self.ids[self._given:], len(self.ids)
-        return out
-
-
-def continuations(steps: Iterable[torch.Tensor], num_samples: int, rule: StopRule,
-                  strip: bool = False) -> list[list[int]]:
-    """Each sample's ids from :func:`generate`'s steps, each cut by ``rule`` on its own; the
-    generation stops early once every sample has ended.
-
-    Args:
-        steps: (B,) int64 ids per step, B = ``num_samples``.
-    Returns:
-        B lists of ids.
-    """
-    samples = [Continuation(rule, strip) for _ in range(num_samples)]
-    for ids in steps:
-        for sample, token in zip(samples, ids.tolist()):
-            if not sample.done:
-                sample.push(token)
-        if all(s.done for s in samples):
-            break
-    return [s.ids for s in samples]
+    if top_k is not None and top_k > vocab_size:
+        raise ConfigError(f"sample.top_k is {top_k} but the vocabulary has {vocab_size} "
+                          f"entries; lower it with {fix} (at most {vocab_size})")

@@ -3,9 +3,10 @@
 
 * ``forward(x, hidden)``: the fused kernel over a whole (B, T, E) chunk (training, evaluation).
 * ``step(x, hidden)``: one time step, (B, E) -> (B, H), through the reference cells
-  (:mod:`charlm.models.reference`). A fused call at T = 1 costs 1-2 ms of set-up on a CPU
-  whatever the model's size; the same step as plain matrix products is several times faster
-  and equal within float rounding (tests/models/test_reference.py).
+  (:mod:`charlm.models.reference`). A fused call at T = 1 pays the kernel's set-up on every
+  character, whatever the model's size; the same step as plain matrix products is faster at
+  batch 1 (docs/performance.md, sampling) and equal within float rounding
+  (tests/models/test_reference.py).
 * ``trace(x, hidden)``: the whole chunk through the reference cells, recording every gate.
 
 They subclass the torch modules, so their parameter names (and old checkpoints) are PyTorch's.

@@ -20,8 +20,8 @@ from typing import Iterator
 
 from torch import Tensor, nn
 
-from charlm.config.cells import CellSpec, get_cell
 from charlm.config import ModelConfig
+from charlm.config.cells import CellSpec, get_cell
 from charlm.models.state import Hidden
 
 logger = logging.getLogger(__name__)

@@ -163,7 +163,7 @@ class MinRecurrence(nn.Module):
         """States h_1..h_T (B, T, H) and the gates.
 
         ``parallel``: all steps at once, by the log-space scan on a GPU (few, large kernels)
-        and by :func:`scan_linear` on a CPU (fewer passes over memory, measured 6x faster);
+        and by :func:`scan_linear` on a CPU (fewer passes over memory; docs/cores.md measures both);
         otherwise step by step with autograd recording each step (sampling's one step).
         """
         # the scan runs in float32 at least: bfloat16 cumulative sums lose the small terms

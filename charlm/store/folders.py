@@ -31,12 +31,15 @@ from typing import Iterator
 
 from charlm.config import RunConfig
 from charlm.errors import CharLMError
-from charlm.system.runtime import process_alive
+from charlm.system.distributed import SINGLE, Dist
+from charlm.system.process import process_alive
 
 logger = logging.getLogger(__name__)
 
+BEST, LAST = "best.pt", "last.pt"   # lowest val loss so far; the newest state of the run
+CONFIG_FILE = "config.yaml"          # the resolved config, written before the first step
 LOCK = ".lock"
-CHECKPOINT_FILES = ("best.pt", "last.pt")
+CHECKPOINT_FILES = (BEST, LAST)
 
 
 @dataclass(frozen=True)
@@ -49,26 +52,45 @@ class RunPaths:
 
 
 @contextlib.contextmanager
-def claim_run(cfg: RunConfig, resume_dir: Path | None = None, write: bool = True
-              ) -> Iterator[RunPaths]:
+def claim_run(cfg: RunConfig, resume_dir: Path | None = None, dist: Dist = SINGLE
+              ) -> Iterator[tuple[RunConfig, RunPaths]]:
     """Claim the run's folders for the duration of the block (module doc).
+
+    Under distributed training rank 0 alone claims (creates and locks) them; every rank gets
+    the run's final name and paths, or rank 0's error.
 
     Args:
         cfg: the run's config; ``train.run_name`` None means a generated name.
         resume_dir: the folder of the checkpoint a resumed run continues.
-        write: False on ranks other than 0: nothing is created or locked.
+        dist: this process's place in a distributed job.
     Yields:
-        The run's paths (the name may have gained a suffix to be unique).
+        ``(cfg, paths)``: the config with ``train.run_name`` set (the name may have gained a
+        suffix to be unique) and the run's paths.
     Raises:
         CharLMError: if the run has checkpoints already (a new run), another live process
             holds it, or its folders cannot be written.
     """
-    t = cfg.train
-    if not write:
-        yield _paths(t.run_name, resume_dir or Path(t.checkpoint_dir) / t.run_name, t.log_dir)
-        return
+    with contextlib.ExitStack() as stack:
+        paths, error = None, None
+        if dist.is_main:
+            try:
+                paths = stack.enter_context(_claimed(cfg, resume_dir))
+            except CharLMError as exc:
+                error = str(exc)
+        name, error = dist.gather_objects((paths.name if paths else None, error))[0]
+        if error:
+            raise CharLMError(error)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, run_name=name))
+        t = cfg.train
+        yield cfg, paths or _paths(name, resume_dir or Path(t.checkpoint_dir) / name, t.log_dir)
+
+
+@contextlib.contextmanager
+def _claimed(cfg: RunConfig, resume_dir: Path | None) -> Iterator[RunPaths]:
+    """Create, lock and prepare the folders (rank 0); unlock, and remove them if the run
+    left them empty, at the end."""
     folder, fresh = _claim_folder(cfg, resume_dir)
-    paths = _paths(folder.name, folder, t.log_dir)
+    paths = _paths(folder.name, folder, cfg.train.log_dir)
     lock = _lock(folder, paths.name, resumed=resume_dir is not None)
     try:
         _prepare_logs(paths, resume_dir is not None)
@@ -183,8 +205,3 @@ def _prepare_logs(paths: RunPaths, resumed: bool) -> None:
         f.rename(aside / f.name)
     logger.warning("run '%s' crashed before its first checkpoint earlier; its TensorBoard "
                    "events moved to %s", paths.name, aside)
-
-
-def with_name(cfg: RunConfig, name: str) -> RunConfig:
-    """``cfg`` with ``train.run_name`` set."""
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, run_name=name))

@@ -1,5 +1,5 @@
-"""Writing only: logging setup, and TensorBoard (one SummaryWriter per run). What to write, and
-when, is decided in :mod:`charlm.training.reporting`, whose module doc lists the tags.
+"""TensorBoard writers (one SummaryWriter per run). What to write, and when, is decided in
+:mod:`charlm.training.reporting`, whose module doc lists the tags.
 
 The writers here give TensorBoard's tabs what a user comes for: the CUSTOM SCALARS tab holds
 train and val loss (and bpc) on one chart each (:func:`log_layout`), the HPARAMS table opens on
@@ -11,24 +11,10 @@ Torch is imported inside functions so that the CLI's ``--help`` stays fast.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
 logger = logging.getLogger(__name__)
-
-
-def setup_logging(verbosity: int = 0) -> None:
-    """Configure the root logger for the CLI: INFO by default, DEBUG with -v, WARNING with -q.
-
-    In a torchrun job (``RANK`` set) ranks other than 0 log only warnings and errors, each
-    line prefixed with ``[rank N]``.
-    """
-    level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
-    rank = int(os.environ.get("RANK", "0") or 0)
-    fmt = "%(message)s" if rank == 0 else f"[rank {rank}] %(message)s"
-    logging.basicConfig(level=level if rank == 0 else max(level, logging.WARNING), format=fmt,
-                        force=True)
 
 
 def open_writer(log_dir: str | Path, purge_step: int | None = None) -> "SafeWriter":
@@ -199,14 +185,3 @@ def log_embedding(writer, weights, labels: list[str], step: int) -> None:
         return
     writer.add_embedding(weights.detach().float().cpu(), metadata=labels, tag="char_embedding",
                          global_step=step)
-
-
-def char_label(char: str) -> str:
-    """A one-line, tab-free name for a character: itself, or a name for whitespace and
-    control characters (``newline``, ``space``, ``U+0007``)."""
-    names = {"\n": "newline", " ": "space", "\t": "tab", "\r": "return"}
-    if char in names:
-        return names[char]
-    if not char.isprintable() or char.isspace():
-        return f"U+{ord(char):04X}"
-    return char

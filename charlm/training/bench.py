@@ -28,14 +28,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from charlm.config.cells import cell_names
 from charlm.config import build_config
-from charlm.data import TBPTTBatches
-from charlm.errors import CharLMError
+from charlm.config.cells import cell_names
+from charlm.data.layout import TBPTTBatches
 from charlm.evaluation.static import evaluate
-from charlm.models import CharLM, detach_hidden
 from charlm.generation.sampling import generate
-from charlm.training import Hooks, TrainState, fit, make_optimizer
+from charlm.models.lm import CharLM
+from charlm.models.state import detach_hidden
+from charlm.system.device import synchronize
+from charlm.system.files import replacing
+from charlm.training.loop import Hooks, TrainState, fit
+from charlm.training.step import make_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +51,6 @@ def machine(device: torch.device | None = None) -> dict:
             "threads": torch.get_num_threads(), "mkldnn": torch.backends.mkldnn.is_available(),
             "device": str(device or "cpu"),
             "cuda": torch.cuda.get_device_name(device) if cuda else None}
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work, so that a clock read after it is honest."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def gemm_gflops(device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32,
@@ -248,10 +243,8 @@ def run(ids: np.ndarray, V: int, sizes=(128, 256, 512, 1024), cells=cell_names()
     echo("LSTM 2x512: " + ", ".join(f"{k} {v:,.0f}" for k, v in report["inference"].items()))
     echo(f"peak RSS: {report['peak_rss_mib']:.0f} MiB")
     if out:
-        try:
-            Path(out).write_text(json.dumps(report, indent=2))
-        except OSError as exc:
-            raise CharLMError(f"cannot write {out}: {exc.strerror or exc}; the figures are "
-                              f"printed above; choose another --output") from None
+        with replacing(out, advice="the figures are printed above; choose another --output"
+                       ) as fh:
+            fh.write(json.dumps(report, indent=2))
         echo(f"wrote {out}")
     return report

@@ -22,11 +22,12 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from charlm.config import OptimConfig, TrainConfig
-from charlm.data import TBPTTBatches
-from charlm.system.distributed import SINGLE, Dist
+from charlm.data.layout import TBPTTBatches
 from charlm.metrics import nats_to_bits
-from charlm.models import CharLM, Hidden, map_hidden
-from charlm.system.runtime import ThreadShare
+from charlm.models.lm import CharLM
+from charlm.models.state import Hidden, map_hidden
+from charlm.system.distributed import SINGLE, Dist
+from charlm.system.threads import ThreadShare
 from charlm.training.schedule import Budget, lr_at
 from charlm.training.stats import IntervalStats
 from charlm.training.step import optim_lr, skips_on_device, train_step

@@ -29,19 +29,27 @@ import torch
 
 from charlm.analysis.gates import gate_statistics
 from charlm.analysis.gradflow import model_profile
-from charlm.store.checkpoint import BEST, LAST, make_payload, save_checkpoint
 from charlm.config import RunConfig
-from charlm.data import Corpus
-from charlm.system.distributed import SINGLE, Dist
+from charlm.data.corpus import Corpus
+from charlm.data.vocab import id_labels
 from charlm.evaluation.static import evaluate
-from charlm.store.folders import RunPaths
-from charlm.system.tensorboard import char_label, comparable_hparams, log_embedding, log_gates, log_hparams, \
-    log_layout
+from charlm.generation.prime import default_prime
+from charlm.generation.sampling import sample_text
 from charlm.metrics import describe_loss, nats_to_bits
-from charlm.models import CharLM, map_hidden
-from charlm.system.runtime import rng_state
-from charlm.generation.sampling import default_prime, sample_text
-from charlm.training import Hooks, TrainState
+from charlm.models.lm import CharLM
+from charlm.models.state import map_hidden
+from charlm.store.checkpoint import make_payload, save_checkpoint
+from charlm.store.folders import BEST, LAST, RunPaths
+from charlm.system.distributed import SINGLE, Dist
+from charlm.system.rng import rng_state
+from charlm.system.tensorboard import (
+    comparable_hparams,
+    log_embedding,
+    log_gates,
+    log_hparams,
+    log_layout,
+)
+from charlm.training.loop import Hooks, TrainState
 
 logger = logging.getLogger(__name__)
 
@@ -185,9 +193,8 @@ class Reporter:
         on over the whole run, for ``run/chars_per_s``)."""
         if not self.dist.is_main:
             return
-        labels = [char_label(self.vocab.decode([i])) if self.vocab.unit == "char" else
-                  f"0x{i:02X}" for i in range(self.vocab.size)]
-        log_embedding(self.writer, self.model.embedding.weight, labels, state.step)
+        log_embedding(self.writer, self.model.embedding.weight, id_labels(self.vocab),
+                      state.step)
         final = {"run/parameters": self.model.num_parameters(), "run/steps": state.step,
                  "run/wall_s": state.elapsed_s,
                  "run/chars_per_s": chars / max(state.elapsed_s, 1e-9)}

@@ -1,4 +1,4 @@
-"""One training run, end to end: folders, seed, data, model, reporting, checkpoints.
+"""One training run, end to end: folders, preflight checks, model, reporting, checkpoints.
 
 ``checkpoints/<run>/`` receives ``config.yaml`` (before the first step), ``best.pt`` (lowest
 val loss so far) and ``last.pt``; ``runs/<run>/`` receives the TensorBoard events. Under
@@ -8,39 +8,38 @@ only rank 0 writes files.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
-from charlm.analysis.gradflow import BURN_IN
-from charlm.store.checkpoint import BEST, LAST
-from charlm.config import RunConfig, save_yaml
-from charlm.data import (
-    ByteVocab,
-    Corpus,
-    TBPTTBatches,
-    Vocab,
-    check_trainable,
-    load_corpus,
-    vocab_from_payload,
-)
-from charlm.data.named import DOWNLOADS
-from charlm.data.sources import canonical_spec
+from charlm.config import RunConfig, dump_yaml
+from charlm.data.corpus import Corpus
+from charlm.data.layout import TBPTTBatches
+from charlm.data.vocab import vocab_from_payload
+from charlm.errors import Interrupted
+from charlm.metrics import nats_to_bits
+from charlm.models.lm import create_model
+from charlm.models.state import map_hidden
+from charlm.store.folders import BEST, CONFIG_FILE, LAST, RunPaths, claim_run
+from charlm.system.device import resolve_device
 from charlm.system.distributed import SINGLE, Dist, init_from_env, shutdown
-from charlm.errors import CharLMError, ConfigError, DataError, DistributedError, Interrupted
-from charlm.store.folders import RunPaths, claim_run, with_name
+from charlm.system.files import replacing
+from charlm.system.process import stop_on_signals
+from charlm.system.rng import restore_rng, seed_everything
 from charlm.system.tensorboard import open_writer
-from charlm.metrics import nats_to_bits, unit_noun
-from charlm.models import create_model, map_hidden
+from charlm.training.loop import TrainState, fit
+from charlm.training.preflight import (
+    check_precision,
+    check_same_corpus,
+    finalize_config,
+    prepare_data,
+    rows_of,
+)
 from charlm.training.reporting import Reporter
-from charlm.system.runtime import resolve_device, restore_rng, seed_everything, stop_on_signals
-from charlm.training import Budget, TrainState, epoch_steps, fit, lr_at, make_optimizer, optim_lr
+from charlm.training.schedule import Budget, epoch_steps, lr_at
+from charlm.training.step import make_optimizer, optim_lr
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +77,12 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
         NumericalError: when updates stay non-finite; the last good checkpoint is kept.
     """
     dist, device = init_from_env(resolve_device(cfg.train.device))
+    check_precision(cfg, device)
     clean = False  # every rank got to the end (or to a stop they agreed on)
     try:
-        with _claimed(finalize_config(cfg, dist), resume_dir if resume else None,
-                      dist) as (cfg, paths):
-            rows = _rows(cfg, dist, resume is not None)
+        with claim_run(finalize_config(cfg, dist), resume_dir if resume else None,
+                       dist) as (cfg, paths):
+            rows = rows_of(cfg, dist, resume is not None)
             start = resume or init
             corpus = prepare_data(cfg, vocab_from_payload(start["vocab"]) if start else None,
                                   dist)
@@ -103,122 +103,6 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
                        paused=not state.finished, main=dist.is_main, unit=cfg.data.unit,
                        session_s=state.elapsed_s - began, early_stopped=state.early_stopped,
                        best_step=state.best_step)
-
-
-def finalize_config(cfg: RunConfig, dist: Dist = SINGLE) -> RunConfig:
-    """Fill what a run must record to be repeatable: the seed drawn and a corpus spec that
-    works from any folder. Under distributed training rank 0's draw is used everywhere."""
-    t = cfg.train
-    seed = dist.gather_objects(t.seed if t.seed is not None else secrets.randbelow(2**31))[0]
-    return dataclasses.replace(
-        cfg, train=dataclasses.replace(t, seed=seed),
-        data=dataclasses.replace(cfg.data, corpus=canonical_spec(cfg.data.corpus)))
-
-
-@contextlib.contextmanager
-def _claimed(cfg: RunConfig, resume_dir: Path | None, dist: Dist
-             ) -> Iterator[tuple[RunConfig, RunPaths]]:
-    """Rank 0 claims the run's folders (:func:`~charlm.store.folders.claim_run`); every rank gets
-    the run's final name and paths, or rank 0's error."""
-    with contextlib.ExitStack() as stack:
-        paths, error = None, None
-        if dist.is_main:
-            try:
-                paths = stack.enter_context(claim_run(cfg, resume_dir))
-            except CharLMError as exc:
-                error = str(exc)
-        name, error = dist.gather_objects((paths.name if paths else None, error))[0]
-        if error:
-            raise CharLMError(error)
-        cfg = with_name(cfg, name)
-        if paths is None:
-            paths = stack.enter_context(claim_run(cfg, resume_dir, write=False))
-        yield cfg, paths
-
-
-def prepare_data(cfg: RunConfig, vocab: Vocab | ByteVocab | None = None, dist: Dist = SINGLE
-                 ) -> Corpus:
-    """The run's corpus (:func:`~charlm.data.load_corpus`), checked for one training step
-    and one evaluation.
-
-    Under distributed training the first process of each machine encodes while the others
-    wait, then every process reads the cache.
-
-    Raises:
-        DataError: for unreadable text, characters outside ``vocab`` (listed), or splits too
-            short for one training step or one evaluation.
-    """
-    corpus, error = None, None
-    if dist.local_rank == 0:
-        try:
-            corpus = load_corpus(cfg.data, vocab, progress=cfg.train.progress)
-        except DataError as exc:
-            error = str(exc)
-    errors = [e for e in dist.gather_objects(error) if e]  # also: the others wait here
-    if errors:
-        raise DataError(errors[0])  # every rank reports the encoder's error
-    corpus = corpus or load_corpus(cfg.data, vocab, progress=False)
-    s, unit = corpus.splits, cfg.data.unit
-    published = DOWNLOADS.get(cfg.data.corpus)
-    if published and published.unit != unit:
-        logger.warning("%s's published results model %ss: --set data.unit=%s compares with "
-                       "them", cfg.data.corpus, published.unit, published.unit)
-    check_trainable(len(s["train"]), cfg.train.batch_size, cfg.train.seq_len)
-    if len(s["val"]) < 2:
-        raise DataError(f"the val split has {len(s['val'])} {unit_noun(unit)}(s) of "
-                        f"{len(corpus.ids)}; raise data.val_frac or give a longer corpus")
-    check_late_values(cfg, corpus)
-    logger.info("vocab_size %d (%s); split sizes train %d, val %d, test %d", corpus.vocab.size,
-                unit, len(s["train"]), len(s["val"]), len(s["test"]))
-    return corpus
-
-
-def check_late_values(cfg: RunConfig, corpus: Corpus) -> None:
-    """Config values that only the data can check, checked before the first step rather than
-    at the evaluation or log point that would use them.
-
-    Raises:
-        ConfigError: naming the key and how to set it.
-    """
-    s, t, V = cfg.sample, cfg.train, corpus.vocab.size
-    if s.top_k is not None and s.top_k > V:
-        raise ConfigError(f"sample.top_k is {s.top_k} but the vocabulary has {V} entries; "
-                          f"lower it with --set sample.top_k=N (N <= {V})")
-    need = BURN_IN + t.gradflow_horizon + 4
-    if t.log_gradflow_interval and len(corpus.splits["train"]) < need:
-        raise ConfigError(f"train.gradflow_horizon {t.gradflow_horizon} needs a train split of "
-                          f"{need} ids, this one has {len(corpus.splits['train'])}; lower it "
-                          f"with --set train.gradflow_horizon=K")
-
-
-def check_same_corpus(ckpt: dict, corpus: Corpus, spec: str) -> None:
-    """Refuse to resume on a corpus whose bytes differ from those the checkpoint recorded
-    (the val figures and the data position would no longer mean the same).
-
-    Raises:
-        DataError: naming both digests and the option that accepts the change.
-    """
-    saved = (ckpt.get("corpus") or {}).get("sha256")
-    if saved is None:
-        logger.warning("this checkpoint records no corpus digest (written before charlm "
-                       "recorded one): cannot check that %s is unchanged", spec)
-    elif saved != corpus.sha256:
-        raise DataError(f"the corpus {spec} changed since this run's checkpoint (sha256 "
-                        f"{saved[:16]}... then, {corpus.sha256[:16]}... now); resuming would "
-                        f"mix two texts' figures: start a new run with --init-from, or pass "
-                        f"--allow-corpus-change to resume on the new text on purpose")
-
-
-def _rows(cfg: RunConfig, dist: Dist, resuming: bool) -> tuple[int, int]:
-    """This rank's streams; on resume the batch size is fixed, so the advice is about the
-    number of processes."""
-    B, W = cfg.train.batch_size, dist.world_size
-    if resuming and B % W:
-        fits = [n for n in range(1, B + 1) if B % n == 0]
-        raise DistributedError(f"run {cfg.train.run_name} has train.batch_size {B}, which a "
-                               f"resumed run keeps; resume it with a number of processes that "
-                               f"divides {B} ({', '.join(map(str, fits[:8]))}), not {W}")
-    return dist.rows(B)
 
 
 def _build(cfg: RunConfig, vocab, start: dict | None, device: torch.device, dist: Dist):
@@ -318,14 +202,11 @@ def _save_config(cfg: RunConfig, paths: RunPaths) -> None:
     """Write the resolved config beside the checkpoints, before the first step.
 
     Raises:
-        CharLMError: if it cannot be written.
+        OutputError: if it cannot be written.
     """
-    try:
-        save_yaml(cfg, paths.checkpoints / "config.yaml")
-    except OSError as exc:
-        raise CharLMError(f"cannot write {paths.checkpoints / 'config.yaml'}: "
-                          f"{exc.strerror or exc}; choose another folder with "
-                          f"--checkpoint-dir") from None
+    with replacing(paths.checkpoints / CONFIG_FILE,
+                   advice="make room there, or choose another --checkpoint-dir") as fh:
+        fh.write(dump_yaml(cfg))
 
 
 def _after_fit(reporter: Reporter, state: TrainState, hidden, signum: int, paths: RunPaths,

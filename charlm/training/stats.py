@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from charlm.system.distributed import SINGLE, Dist
 from charlm.errors import NumericalError
+from charlm.system.distributed import SINGLE, Dist
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ import math
 import torch
 
 from charlm.config import OptimConfig
-from charlm.evaluation.static import loss_fn
-from charlm.models import CharLM, Hidden, detach_hidden
+from charlm.evaluation.loss import loss_fn
+from charlm.models.lm import CharLM
+from charlm.models.state import Hidden, detach_hidden
 
 
 def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:

@@ -4,10 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from charlm.analysis.gradflow import closed_form_profile, gradient_profile, sample_windows
+from charlm.analysis.gradflow import (
+    closed_form_profile,
+    gradient_profile,
+    sample_windows,
+)
 from charlm.config import ModelConfig
-from charlm.data import Vocab
-from charlm.models import create_model
+from charlm.data.vocab import Vocab
+from charlm.models.lm import create_model
 
 
 @pytest.fixture(scope="module")

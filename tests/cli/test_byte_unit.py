@@ -2,7 +2,6 @@
 UTF-8 (in-process)."""
 
 import pytest
-
 from helpers import CONFIGS, FIXTURES, run_cli, run_ok
 
 KOREAN = FIXTURES / "korean.txt"

@@ -4,7 +4,6 @@ text, in a temporary working folder."""
 import json
 
 import pytest
-
 from helpers import CONFIGS, charlm
 
 TAGS = {"loss/train", "bpc/train", "loss/val", "bpc/val", "lr", "train/grad_norm",

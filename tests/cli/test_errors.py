@@ -1,10 +1,10 @@
 """Bad input at the command line: one line naming the problem and the fix, a non-zero status,
 no traceback (in-process: a traceback here is an exception that fails the test)."""
 
+
 import pytest
 import torch
-
-from helpers import TINY, run_cli
+from helpers import TINY, one_line_error, run_cli
 
 
 def test_bad_input_is_one_line_without_traceback(tmp_path):
@@ -24,7 +24,8 @@ def test_bad_input_is_one_line_without_traceback(tmp_path):
      "cannot write to afile/sub"),
     (lambda d: d.joinpath("v.txt").write_text("abcd" * 200), ["--data", "v.txt", "--set",
      "data.val_frac=0.001", "--set", "data.train_frac=0.999"],
-     "the val split has 1 character(s) of 800"),
+     "the val split has only 1 character (800 characters in the corpus); scoring "
+     "needs at least 2"),
     (lambda d: d.joinpath("e").mkdir(), ["--data", "e"], "holds no text files"),
     (lambda d: d.joinpath("w.txt").write_text(" \n\n  "), ["--data", "w.txt"],
      "empty or only whitespace"),
@@ -50,12 +51,13 @@ def test_too_short_corpus_names_sizes(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["train", "--config", "/bin/ls"], "is not UTF-8 text; give a YAML file"),
     (["train", "--seed", "99999999999999999999"], "must be <= 9223372036854775807"),
-    (["train", "--lr", "1e38"], "optim.lr (option) is 1e+38; it must be <= 10"),
+    (["train", "--lr", "1e38"], "optim.lr (--lr) is 1e+38; it must be <= 10"),
     (["train", "--run-name", "../escape"], "must be a plain folder name"),
     (["train", "--data", "/dev/null"], "is not a regular file or directory"),
     (["train", "--data", "/bin/ls"], "looks like binary data (it holds NUL bytes)"),
     (["train", "--set", "optim.min_lr=0.1"], "optim.min_lr (0.1) is above optim.lr"),
-    (["sample", "base", "--temperature", "nan"], "temperature is nan"),
+    (["sample", "base", "--temperature", "nan"],
+     "sample.temperature (--temperature) is nan; it must be a finite number"),
     (["eval", "base", "--batch-size", "-3"], "Invalid value for '--batch-size'"),
     (["gradflow", "--hidden-size", "0"], "Invalid value for '--hidden-size'"),
     (["gradflow", "--horizon", "100000"], "Invalid value for '--horizon'"),
@@ -79,3 +81,14 @@ def test_incomplete_checkpoint_and_unwritable_gradflow_out(trained, tmp_path):
     proc = run_cli("gradflow", "--cell", "rnn", "--hidden-size", 8, "--horizon", 5, "--windows",
                    1, "--data", work / "corpus.txt", "--out", tmp_path / "afile", cwd=work)
     assert proc.returncode == 1 and "choose another --output folder" in proc.stderr
+
+
+def test_advice_names_an_option_of_the_command(trained, tmp_path):
+    work, _, _ = trained
+    (tmp_path / "afile").write_text("x")
+    for command in (["eval", "base", "--data", work / "corpus.txt"],
+                    ["inspect", "base", "--gates"], ["visualize", "base"],
+                    ["gradflow", "base", "--horizon", 5, "--windows", 1]):
+        line = one_line_error(run_cli(*command, "--cache-dir", tmp_path / "afile" / "c",
+                                      cwd=work), "cannot write the encoded corpus")
+        assert "--cache-dir PATH" in line and "--set" not in line

@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-
 from helpers import run_ok
 
 N = 30  # characters per turn
@@ -40,11 +39,12 @@ def test_commands_are_checked_and_bad_primes_do_not_end_the_session(trained):
     proc = run_ok("sample", run, "--interactive", "--length", N, "--seed", 1, cwd=work,
                   input=script)
     out = proc.stdout
-    assert "/temp takes a number: temperature is -1.0; use 0 (greedy)" in out
-    assert "/topk takes a number or off: top_k is 0; it must be between 1" in out
+    assert "/temp takes a number: sample.temperature (/temp) is -1.0; it must be >= 0" in out
+    assert "/topk takes a number or off: sample.top_k (/topk) is 0; it must be >= 1" in out
     assert "top_k 5\n" in out and "top_p off\n" in out
     assert "/temp takes a number, not 'x'" in out and "unknown command /nope" in out
-    assert "the prime has 1 character(s) the model never saw: '∮'" in proc.stderr
+    assert "the prime has 1 character(s) the model never saw: '∮' (U+222E); type the line " \
+        "without them, or start the session again with --drop-unknown" in proc.stderr
     assert out.endswith("> ") and "Traceback" not in proc.stderr  # /quit: nothing more read
 
 

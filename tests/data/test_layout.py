@@ -6,8 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm.data import TBPTTBatches, check_trainable, split_ids
-from charlm.data.layout import IGNORE
+from charlm.data.layout import IGNORE, TBPTTBatches, check_trainable, split_ids
 from charlm.errors import DataError
 
 

@@ -9,11 +9,17 @@ import threading
 import zipfile
 
 import pytest
+from helpers import TRAIN, run_ok
 
 from charlm.data import named
 from charlm.data.named import Download, fetch_verified
-from charlm.data.sources import NAMED_CORPORA, iter_decoded, load_text, pystdlib_files, \
-    resolve_sources
+from charlm.data.sources import (
+    NAMED_CORPORA,
+    iter_decoded,
+    load_text,
+    pystdlib_files,
+    resolve_sources,
+)
 from charlm.errors import DataError
 
 
@@ -153,3 +159,20 @@ def test_decode_error_names_the_global_byte_offset():
     pieces = [raw[i:i + 4] for i in range(0, len(raw), 4)]
     with pytest.raises(DataError, match="byte 0xc3 at byte offset 18"):
         "".join(iter_decoded(pieces, "f.txt"))
+
+
+def test_symbolic_links_in_a_corpus_folder_are_logged(tmp_path, stdlib_text):
+    corpus, elsewhere = tmp_path / "corpus", tmp_path / "elsewhere"
+    corpus.mkdir()
+    elsewhere.mkdir()
+    (corpus / "a.txt").write_text(stdlib_text[:20_000])
+    (elsewhere / "b.txt").write_text(stdlib_text[20_000:40_000])
+    (corpus / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (corpus / "dangling.txt").symlink_to(tmp_path / "gone.txt")
+    (corpus / "file-link.txt").symlink_to(elsewhere / "b.txt")
+    (corpus / "z-again.txt").symlink_to(corpus / "a.txt")
+    result = run_ok(*TRAIN, "--data", corpus, "--max-steps", 2, cwd=tmp_path)
+    assert f"z-again.txt (the same file as {corpus / 'a.txt'}, already read)" in result.stderr
+    assert "linked (a link to a folder, not followed)" in result.stderr
+    assert "dangling.txt (a link whose target is missing)" in result.stderr
+    assert "encoded 2 files" in result.stderr          # a.txt and the link to a file

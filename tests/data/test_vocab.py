@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm.data import ByteVocab, Vocab, vocab_from_payload
+from charlm.data.vocab import ByteVocab, Vocab, vocab_from_payload
 from charlm.errors import DataError
 
 # Any code point but a lone surrogate, with characters beyond the BMP drawn often.

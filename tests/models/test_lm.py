@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from charlm.config.cells import CELLS
 from charlm.config import ModelConfig
-from charlm.models import CharLM, create_model, detach_hidden
+from charlm.config.cells import CELLS
+from charlm.models.lm import CharLM, create_model
+from charlm.models.state import detach_hidden
 
 V = 50
 

@@ -7,8 +7,7 @@ from torch import nn
 
 from charlm.analysis.gates import gate_saturation
 from charlm.config.cells import CELLS
-from charlm.models import CharLM
-from charlm.models.lm import core_class
+from charlm.models.lm import CharLM, core_class
 from charlm.models.reference import run_core
 
 V, B, T, E, H = 20, 3, 11, 8, 16

@@ -6,11 +6,11 @@ from unittest import mock
 import numpy as np
 
 from charlm.config import build_config
-from charlm.data import TBPTTBatches
-from charlm.data.layout import IGNORE
-from charlm.evaluation.static import loss_fn
-from charlm.models import CharLM
-from charlm.training import Hooks, TrainState, fit, make_optimizer
+from charlm.data.layout import IGNORE, TBPTTBatches
+from charlm.evaluation.loss import loss_fn
+from charlm.models.lm import CharLM
+from charlm.training.loop import Hooks, TrainState, fit
+from charlm.training.step import make_optimizer
 
 
 def test_fit_wraps_epochs_and_resets_state():

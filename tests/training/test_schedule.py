@@ -3,7 +3,7 @@
 import pytest
 
 from charlm.config import OptimConfig, build_config
-from charlm.training import Budget, lr_at
+from charlm.training.schedule import Budget, lr_at
 
 
 def test_lr_warms_up_then_decays_to_min():

@@ -1,0 +1,51 @@
+"""This process and others: a stop asked for by a signal, and whether another process lives."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from typing import Callable, Iterator
+
+logger = logging.getLogger(__name__)
+
+
+def process_alive(pid: int) -> bool:
+    """True if a process with this id runs on this machine (ours or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[Callable[[], int | None]]:
+    """While inside, SIGINT and SIGTERM ask for a clean stop instead of killing the process.
+
+    Yields:
+        A function returning the signal received so far, or None. A second signal raises
+        KeyboardInterrupt at once (the previous checkpoint stays intact).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    received: list[int] = []
+
+    def handler(signum, frame) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        logger.warning("%s received: finishing this step, then saving (again to abort now)",
+                       signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
