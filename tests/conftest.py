@@ -19,6 +19,30 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     os.environ["CHARLM_TEST_DEVICE"] = config.getoption("--device")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # one worker per core: each runs torch on one thread, so that two workers' OpenMP
+        # threads never wait for each other on the same cores (the test processes they start
+        # inherit it). Tests that compare thread counts set them themselves.
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject's addopts): a worker per core for a run of the suite or of whole
+    folders, none when single files or tests are named (starting workers costs more)."""
+    named = [a for a in config.args if a.endswith(".py") or "::" in a]
+    return 0 if named else max(1, min(os.cpu_count() or 1, 8))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep each module's tests on one worker (its module fixtures, such as ``trained``, are
+    then built once), and every process-starting (slow) test on one worker, so that no two
+    of them compete for the cores with their own subprocesses (``--dist loadgroup``)."""
+    for item in items:
+        group = "processes" if item.get_closest_marker("slow") else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def stdlib_slice(chars: int) -> str:

@@ -20,15 +20,17 @@ def test_a_batch_can_be_overfit(cell, stdlib_text):
     torch.manual_seed(0)
     vocab = Vocab.from_text(stdlib_text[:2000])
     ids = torch.from_numpy(vocab.encode(stdlib_text[:2000]).astype(np.int64))
-    x, y = ids[:-1].view(1, -1)[:, :256], ids[1:].view(1, -1)[:, :256]
+    # 256 characters as 8 rows of 32: the same text to memorise as one row of 256, in an
+    # eighth of the sequential steps (GRU and RNN run step by step on a CPU)
+    x, y = ids[:256].view(8, 32), ids[1:257].view(8, 32)
     model = CharLM(vocab.size, cell, 16, 64, 1)
-    opt = make_optimizer(model, OptimConfig(lr=0.01))
+    opt = make_optimizer(model, OptimConfig(lr=0.02))
     first = None
-    for _ in range(150):
+    for _ in range(80):
         loss, norm, _, ok = train_step(model, opt, x, y, None, grad_clip=1.0)
         assert ok
         first = first if first is not None else loss.item()
-    assert first > 3.0 and loss.item() < 0.5 * first
+    assert first > 3.0 and loss.item() < 0.25 * first
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
