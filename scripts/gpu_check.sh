@@ -29,12 +29,12 @@
 #   bench-fp32     charlm bench, every core at H 256, 1024, 2048 against the bare loop    60
 #   bench-bf16     the same under bf16 autocast                                           60
 #   shakespeare    60-s run of configs/shakespeare-gpu.yaml                               85
-#   eval-fraction  that run's time/eval_fraction, read from TensorBoard                   15
+#   eval-fraction  that run's time/eval_fraction, read from TensorBoard                   10
 #   eval           that run's best.pt over the whole val split (charlm eval --json)       25
 #   sampling       batch-1 and batch-64 chars/s of an LSTM 2 x 512 (and of that run)      35
-#   resume         every core: 60 steps straight vs 30 + --resume, weights torch.equal    40
+#   resume         every core: 60 steps straight vs 30 + --resume, weights torch.equal    50
 #   torchrun       charlm train under 1-process torchrun; NCCL collectives, a DDP step    30
-#   scan           minGRU/minLSTM scans: log-space vs sequential vs the gate GEMM         20
+#   scan           minGRU/minLSTM scans: log-space vs sequential vs the gate GEMM         15
 #   equal-params   minGRU, minLSTM, IndRNN against nn.LSTM at equal parameter counts      35
 # A step runs under `timeout -s INT` (pytest still writes its JUnit XML, a training run saves),
 # then SIGKILL 15 s later.
@@ -112,8 +112,8 @@ else
     SCAN=()
     SCAN_LARGE=(--batch-size 128 --seq-len 128 --hidden-size 1024)
     BUDGET=([machine]=15 [tests]=150 [bench-fp32]=60 [bench-bf16]=60 [shakespeare]=85
-            [eval-fraction]=15 [eval]=25 [sampling]=35 [resume]=40 [torchrun]=30
-            [scan]=20 [equal-params]=35)
+            [eval-fraction]=10 [eval]=25 [sampling]=35 [resume]=50 [torchrun]=30
+            [scan]=15 [equal-params]=35)
 fi
 # shell words, e.g. GPU_CHECK_PYTEST_ARGS='tests/models -m "not slow"'
 [ -n "${GPU_CHECK_PYTEST_ARGS+set}" ] && eval "TESTS=($GPU_CHECK_PYTEST_ARGS)"
