@@ -77,6 +77,9 @@ def tune(data, trial_time, trials, max_time, config_files, sets, cells, seed, st
     if report and (trials or max_time):
         raise OptionError("--report prints the study and runs no trial: drop --trials and "
                           "--max-time")
+    if max_time is not None and trial_time is not None and max_time < trial_time:
+        raise OptionError(f"--max-time {max_time:g} is shorter than one trial (--trial-time "
+                          f"{trial_time:g}); give at least {trial_time:g}")
     if not report and trials is None and max_time is None and (
             request.defines_base or trial_time is not None):
         raise OptionError("say how much this process tunes: --trials N or --max-time SECONDS "

@@ -102,7 +102,8 @@ def _stopped(session: Session, trial: int | None) -> str:
     default = where == default_url(session.plan.base.train.log_dir, name)
     storage = "" if default else f" --storage {shown(where)}"
     running = f"trial {trial} marked failed; " if trial is not None else ""
-    return (f"stopped: {running}study {name} saved ({len(session.study.trials)} trials); "
+    count = len(session.study.get_trials(deepcopy=False))
+    return (f"stopped: {running}study {name} saved ({count} trial{'s' * (count != 1)}); "
             f"continue with: charlm tune --study {name}{storage}")
 
 
@@ -140,11 +141,11 @@ class Progress:
     def _announce(self) -> None:
         study, plan, share = self.session.study, self.session.plan, self.share
         states = [t.state for t in study.get_trials(deepcopy=False)]
-        limit = " and ".join(filter(None, [
-            f"{share.trials} trials" if share.trials is not None else "",
-            f"{_duration(share.time_s)}" if share.time_s is not None else ""]))
+        limit = " ".join(filter(None, [
+            f"{share.trials} trials" if share.trials is not None else "trials",
+            f"within {_duration(share.time_s)}" if share.time_s is not None else ""]))
         logger.info("study %s (%s): %d trials so far (%d complete, %d pruned, %d failed); "
-                    "running %s of %g s each, on %s; pruner %s", study.study_name,
+                    "running %s, %g s each, on %s; pruner %s", study.study_name,
                     shown(self.session.url), len(states), states.count(TrialState.COMPLETE),
                     states.count(TrialState.PRUNED), states.count(TrialState.FAIL), limit,
                     plan.trial_time_s, ", ".join(p.describe() for p in plan.space.params

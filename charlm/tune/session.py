@@ -116,6 +116,8 @@ def open_session(request: Request, report: bool = False) -> Session:
     if fresh and only_read:
         raise _no_study(name, url)
     early = settle_plan(request, base, None) if fresh else None  # all checked before the file
+    if early:
+        _check_no_old_runs(early[0], name)
     storage = open_storage(url)
     stored = stored_plan(storage, name)
     if only_read and stored is None:
@@ -183,19 +185,19 @@ def _plan_of(request: Request, base: RunConfig, corpus, stored: Plan | None) -> 
     """The plan the command says, with what it does not say taken from ``stored`` (if any)
     or the defaults. A command that says what the trials train builds its space; one that
     does not takes the study's."""
-    if stored is not None and not request.defines_base:
-        space = stored.space
+    s = stored
+    trial_time = request.trial_time_s or (s.trial_time_s if s else 0.0)  # a new one gives it
+    if s is not None and not request.defines_base:
+        space = s.space
     else:
         fixed = [item.partition("=")[0].strip() for item in request.sets]
         space = build_space(base, read_sections(request.config_files), fixed, request.cells,
-                            request.trial_time_s or stored.trial_time_s,  # type: ignore[union-attr]
-                            len(corpus.splits["train"]))
-    s = stored
+                            trial_time, len(corpus.splits["train"]))
     seed = next(v for v in (request.seed, s.seed if s else None, base.train.seed, 0)
                 if v is not None)
     goals = (s.goal_trials, s.goal_time_s) if s else (request.trials, request.max_time_s)
-    return Plan(base, float(request.trial_time_s or s.trial_time_s),  # type: ignore[union-attr]
-                space, int(seed), request.pruner or (s.pruner if s else "median"),
+    return Plan(base, float(trial_time), space, int(seed),
+                request.pruner or (s.pruner if s else "median"),
                 request.sampler or (s.sampler if s else "tpe"), corpus.sha256, *goals)
 
 
@@ -203,18 +205,27 @@ def _create(storage, name: str, plan: Plan) -> bool:
     """Make study ``name`` with ``plan`` stored; False if another worker made it first.
 
     Raises:
-        TuneError: if the folders of its trials hold runs of an earlier study of that name.
+        TuneError: as :func:`_check_no_old_runs`.
     """
-    folder = Path(plan.base.train.checkpoint_dir) / "tune" / name
-    if folder.is_dir() and any(folder.glob("trial-*")):
-        raise TuneError(f"{folder} holds the runs of an earlier study named '{name}' (its "
-                        f"database is gone); choose another --study, or move that folder")
+    _check_no_old_runs(plan, name)
     try:
         study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], name)
     except optuna.exceptions.DuplicatedStudyError:
         return False
     storage.set_study_user_attr(study_id, PLAN_ATTR, plan.to_attrs())
     return True
+
+
+def _check_no_old_runs(plan: Plan, name: str) -> None:
+    """A new study's trial folders hold no runs (of an earlier study of that name).
+
+    Raises:
+        TuneError: naming the folder.
+    """
+    folder = Path(plan.base.train.checkpoint_dir) / "tune" / name
+    if folder.is_dir() and any(folder.glob("trial-*")):
+        raise TuneError(f"{folder} holds the runs of an earlier study named '{name}' (its "
+                        f"database is gone); choose another --study, or move that folder")
 
 
 def _load(storage, name: str, plan: Plan, created: bool) -> optuna.Study:
@@ -241,7 +252,7 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     ``halving``: successive halving with rungs at reports 1, 3 and 9, keeping the best third
     at each; ``none``."""
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=3)
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     return optuna.pruners.NopPruner()

@@ -87,12 +87,39 @@ def test_bad_tune_input_is_one_error_line(tuned, tmp_path):
          ["the study was made with other settings: the search space",
           "model.hidden_size 16..48 (log) in the study", "or choose another --study"]),
         (tune_args(work, 5, "--data", "c.txt", "--study", "t4"), ["--trials N or --max-time"]),
+        ([*base, "--study", "t5", "--max-time", 3], ["--max-time 3 is shorter than one trial "
+                                                     "(--trial-time 5); give at least 5"]),
+        (["tune", "--study", "s1", "--report", "--trials", 2], ["--report prints the study "
+                                                               "and runs no trial"]),
+        (["tune", "--study", "t6", "--report"],
+         ["no study 't6' in sqlite:///runs/tune/t6.db; start it with charlm tune --study t6 "
+          "--trial-time SECONDS"]),
+        ([*base, "--study", "a/b"], ["--study 'a/b' must be a plain name"]),
     ]
     for args, parts in cases:
         one_line_error(run_cli(*args, cwd=work), *parts)
     assert len(json.loads(run_ok("tune", "--study", "s1", "--report", "--json",
                                  cwd=work).stdout)["trials"]) == 3  # s1 untouched
     assert not list((work / "runs" / "tune").glob("t*.db"))  # refused before any study
+
+
+def test_trials_that_keep_failing_end_the_tune_and_the_runs_of_an_old_study_are_kept(
+        tuned):
+    work = tuned[0]
+    huge = ["--set", "train.batch_size=4096", "--set", "train.seq_len=256"]  # > the corpus
+    failing = run_cli(*tune_args(work, 5, "--data", "c.txt", "--study", "f", "--trials", 9,
+                                 *huge), cwd=work)
+    one_line_error(failing, "5 trials in a row failed, the last because the train split has",
+                   "change the space (the tune: section of --config) or the base config")
+    assert "trial 0 failed: the train split has" in failing.stderr
+    old = work / "checkpoints" / "tune" / "gone" / "trial-0"
+    old.mkdir(parents=True)
+    one_line_error(run_cli(*tune_args(work, 5, "--data", "c.txt", "--study", "gone",
+                                      "--trials", 1), cwd=work),
+                   "holds the runs of an earlier study named 'gone' (its database is gone); "
+                   "choose another --study, or move that folder")
+    assert old.is_dir() and not list(old.iterdir())
+    assert not (work / "runs" / "tune" / "gone.db").exists()
 
 
 def test_without_optuna_the_command_says_how_to_install_it(tmp_path, monkeypatch):

@@ -47,3 +47,10 @@ def test_a_storage_that_cannot_be_opened_is_one_line_with_its_password_hidden(tm
     with pytest.raises(TuneError, match="cannot create the study storage .*afile/s.db: "
                                         "File exists; choose another --storage"):
         storage.open_storage(f"sqlite:///{tmp_path / 'afile' / 's.db'}")
+
+
+def test_a_missing_database_driver_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg2", None)  # import psycopg2 fails
+    with pytest.raises(TuneError, match=r"its driver is not installed \(psycopg2; for "
+                                        r"PostgreSQL pip install psycopg2-binary\)"):
+        storage.open_storage("postgresql+psycopg2://me@127.0.0.1:1/db")

@@ -61,6 +61,24 @@ def test_a_tune_killed_mid_trial_resumes_without_losing_or_repeating_a_trial(tmp
     assert "stopped" not in resumed.stderr and " 1  fail" in resumed.stdout
 
 
+def test_ctrl_c_ends_the_running_trial_failed_and_keeps_the_study(tmp_path, stdlib_text):
+    (tmp_path / "c.txt").write_text(stdlib_text[:60_000], encoding="utf-8")
+    trials = tmp_path / "checkpoints" / "tune" / "c"
+    proc = start_charlm(*tune_args(tmp_path, 30, "--data", "c.txt", "--study", "c",
+                                   "--trials", 2, *UNBOUNDED), cwd=tmp_path)
+    wait_for((trials / "trial-0" / "best.pt").exists, proc)  # its first report: training
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "stopped: trial 0 marked failed; study c saved (1 trial); continue with: " \
+           "charlm tune --study c" in err
+    trial = load(tmp_path, "c").trials[0]
+    assert trial.state.name == "FAIL" and trial.user_attrs["error"] == "interrupted"
+    assert (trials / "trial-0" / "last.pt").is_file()  # the run saved where it stopped
+    assert " 0  fail" in out  # the table of the study, as it stands
+
+
 def check_shared(study, workers, each):
     """Every worker ran its trials, each trial finished, none twice."""
     numbers = sorted(t.number for t in study.trials)
