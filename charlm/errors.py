@@ -43,6 +43,11 @@ class DistributedError(CharLMError):
     """The distributed job cannot start as asked (batch size, device, backend)."""
 
 
+class TuneError(CharLMError):
+    """A tune cannot open or go on with its study: the storage, a study made with other
+    settings, or trials that keep failing; the message names the option that fixes it."""
+
+
 class Interrupted(CharLMError):
     """Training stopped on SIGINT or SIGTERM after saving; ``exit_code`` is 128 + signal."""
 

@@ -17,6 +17,22 @@ TINY = ["--config", CONFIGS / "tiny.yaml", "--no-progress", "--seed", 1]
 # CHARLM_TEST_DEVICE. Every command that takes --device gets it unless the test gives one.
 DEVICE = os.environ.get("CHARLM_TEST_DEVICE", "cpu")
 TRAIN = ["train", *TINY]  # a seconds-long training on tests' tiny config
+# A two-key search space for tests' tunes (tune_args writes it beside the test's files)
+TINY_SPACE = """tune:
+  defaults: false
+  model:
+    hidden_size: {low: 16, high: 48, log: true}
+  optim:
+    lr: {low: 0.003, high: 0.03, log: true}
+"""
+
+
+def tune_args(work, trial_time=2, *more):
+    """``charlm tune`` on the tiny config with :data:`TINY_SPACE` (written into ``work``),
+    seed 1, no progress bars."""
+    (work / "space.yaml").write_text(TINY_SPACE, encoding="utf-8")
+    return ["tune", "--config", CONFIGS / "tiny.yaml", "--config", work / "space.yaml",
+            "--trial-time", trial_time, "--no-progress", "--seed", 1, *more]
 
 
 def one_line_error(result, *parts):
@@ -30,7 +46,8 @@ def one_line_error(result, *parts):
     return line[0]
 
 
-_DEVICE_COMMANDS = {"train", "sample", "eval", "inspect", "visualize", "gradflow", "bench"}
+_DEVICE_COMMANDS = {"train", "sample", "eval", "inspect", "visualize", "gradflow", "bench",
+                    "tune"}
 
 
 def with_device(args) -> list:

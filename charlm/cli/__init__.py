@@ -1,4 +1,5 @@
-"""The ``charlm`` command: train, sample, eval, score, inspect, gradflow, visualize, bench.
+"""The ``charlm`` command: train, sample, eval, score, inspect, gradflow, visualize, bench,
+tune.
 
 The only package that reads argv or writes to the terminal. Commands parse, build, call,
 report; torch is imported inside the commands so ``charlm --help`` stays fast. Every
@@ -19,6 +20,7 @@ from charlm.cli.look import gradflow, inspect, visualize
 from charlm.cli.sample import sample
 from charlm.cli.score import score
 from charlm.cli.train import train
+from charlm.cli.tune import tune
 from charlm.errors import CharLMError
 
 # libgomp (torch's OpenMP on Linux) spins 300,000 times before a thread waiting for work
@@ -98,5 +100,5 @@ def main(verbose: int, quiet: bool) -> None:
     setup_logging(-1 if quiet else verbose)
 
 
-for _command in (train, sample, eval_, score, inspect, gradflow, visualize, bench):
+for _command in (train, sample, eval_, score, inspect, gradflow, visualize, bench, tune):
     main.add_command(_command)

@@ -204,7 +204,8 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
 def build_config(yaml_path: str | Path | Iterable[str | Path] | None = None,
                  sets: Iterable[str] = (),
                  options: Mapping[str, Any] | None = None, base: RunConfig | None = None,
-                 flags: Mapping[str, str] | None = None) -> RunConfig:
+                 flags: Mapping[str, str] | None = None, skip_sections: Iterable[str] = ()
+                 ) -> RunConfig:
     """Resolve a RunConfig from defaults < YAML file < ``--set`` items < dedicated options.
 
     Args:
@@ -216,15 +217,19 @@ def build_config(yaml_path: str | Path | Iterable[str | Path] | None = None,
             checkpoint's config that ``charlm sample`` options override).
         flags: the option each key of ``options`` came from (``{"sample.top_k": "--top-k"}``),
             named in errors; a key's schema flag, or "option", otherwise.
+        skip_sections: sections of the files that another reader takes (``charlm tune``'s
+            ``tune``), left out here.
     Raises:
         ConfigError: for an unknown key, a wrong type or an out-of-range value.
     """
     cfg = base or RunConfig()
     files = [] if yaml_path is None else [yaml_path] if isinstance(yaml_path, (str, Path)) \
         else list(yaml_path)
+    skipped = tuple(f"{section}." for section in skip_sections)
     for path in files:
         for key, value in load_yaml(path).items():
-            cfg = _apply(cfg, key, value, str(path))
+            if not key.startswith(skipped):  # startswith(()) is False
+                cfg = _apply(cfg, key, value, str(path))
     for key, value in parse_set(sets).items():
         cfg = _apply(cfg, key, value, "--set")
     named = {k.dotted: k.flag for k in keys() if k.flag} | dict(flags or {})

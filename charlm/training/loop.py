@@ -69,6 +69,9 @@ class Hooks:
     on_eval: Callable[[TrainState], None] = _noop  # sets state.last_val_loss (nats/char)
     on_checkpoint: Callable[[TrainState, Hidden | None], None] = _noop
     should_stop: Callable[[], bool] = lambda: False          # e.g. SIGINT received
+    # an evaluation now, besides those of train.eval_interval (a tune trial's time points);
+    # it must answer alike on every rank
+    eval_due: Callable[[TrainState], bool] = lambda state: False
 
 
 def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
@@ -179,7 +182,8 @@ class _Loop:
         saving = step % t.checkpoint_interval == 0
         if step % t.log_interval == 0 or saving:
             self.log()
-        if step % t.eval_interval == 0:
+        due = self.hooks.eval_due(self.state)  # asked at every step: it may keep count
+        if due or step % t.eval_interval == 0:
             self.evaluate()
         if saving:
             self.hooks.on_checkpoint(self.state, hidden)

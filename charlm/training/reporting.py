@@ -24,6 +24,8 @@ at the end of the run. Losses are in nats/char (nats/byte for a byte model).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -56,6 +58,24 @@ logger = logging.getLogger(__name__)
 FLOW_KS = (0, 1, 5, 10, 25, 50, 100, 150, 200)  # grad/flow_k... tags logged in training
 
 
+@dataclass(frozen=True)
+class EvalWatch:
+    """Someone outside a run who watches its evaluations: a tune trial, which reports each
+    val loss to its study and stops the run when the study's pruner says so.
+
+    Attributes:
+        eval_due: asked at every step: True for an evaluation now, besides those of
+            ``train.eval_interval``.
+        after_eval: called after each evaluation (``state.last_val_loss`` set, nats/char);
+            True stops the run there as ``train.early_stop`` does: ``last.pt`` is saved, the
+            hparams written, and the result says ``early_stopped``.
+    Both are called on every rank and must answer alike on each.
+    """
+
+    eval_due: Callable[[TrainState], bool] = lambda state: False
+    after_eval: Callable[[TrainState], bool] = lambda state: False
+
+
 class Reporter:
     """The hooks of one run.
 
@@ -66,10 +86,11 @@ class Reporter:
     """
 
     def __init__(self, model: CharLM, optimizer, cfg: RunConfig, corpus: Corpus,
-                 paths: RunPaths, writer, dist: Dist = SINGLE) -> None:
+                 paths: RunPaths, writer, dist: Dist = SINGLE, watch: EvalWatch = EvalWatch()
+                 ) -> None:
         self.model, self.optimizer, self.cfg, self.corpus = model, optimizer, cfg, corpus
         self.vocab, self.splits = corpus.vocab, corpus.splits
-        self.paths, self.writer, self.dist = paths, writer, dist
+        self.paths, self.writer, self.dist, self.watch = paths, writer, dist, watch
         self.gradflow_step = 0  # step of the last gradient-flow log
         if dist.is_main:
             log_layout(writer)
@@ -77,7 +98,8 @@ class Reporter:
     def hooks(self, should_stop=lambda: False) -> Hooks:
         """The :class:`Hooks` that :func:`~charlm.training.fit` calls."""
         return Hooks(on_log=self.on_log, on_eval=self.on_eval,
-                     on_checkpoint=self.on_checkpoint, should_stop=should_stop)
+                     on_checkpoint=self.on_checkpoint, should_stop=should_stop,
+                     eval_due=self.watch.eval_due)
 
     def on_log(self, state: TrainState, m: dict) -> None:
         """Train scalars, and the gradient diagnostics when their interval comes round."""
@@ -98,7 +120,7 @@ class Reporter:
 
     def on_eval(self, state: TrainState) -> None:
         """Score the val split (sets ``state.last_val_loss``), keep the best weights, and
-        write the val scalars, gate statistics and a sample."""
+        write the val scalars, gate statistics and a sample; the watch may stop the run."""
         t = self.cfg.train
         loss, n = evaluate(self.model, self.splits["val"], t.eval_batch_size, t.seq_len,
                            t.eval_max_chars, dist=self.dist)
@@ -107,7 +129,8 @@ class Reporter:
         state.best_step = state.step if best else state.best_step
         state.evals_since_best = 0 if best else state.evals_since_best + 1
         stalled = t.patience and state.evals_since_best == t.patience
-        state.early_stopped = bool(stalled and t.early_stop)
+        stop = self.watch.after_eval(state)
+        state.early_stopped = bool(stalled and t.early_stop or stop)
         if not self.dist.is_main:
             return
         unit = self.cfg.data.unit

@@ -37,7 +37,7 @@ from charlm.training.preflight import (
     prepare_data,
     rows_of,
 )
-from charlm.training.reporting import Reporter
+from charlm.training.reporting import EvalWatch, Reporter
 from charlm.training.schedule import Budget, epoch_steps, lr_at
 from charlm.training.step import make_optimizer, optim_lr
 
@@ -63,7 +63,8 @@ class TrainResult:
 
 
 def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | None = None,
-              init: dict | None = None, allow_corpus_change: bool = False) -> TrainResult:
+              init: dict | None = None, allow_corpus_change: bool = False,
+              watch: EvalWatch = EvalWatch()) -> TrainResult:
     """Train one run as ``cfg`` says and return its summary.
 
     Args:
@@ -71,6 +72,8 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
         init: a loaded checkpoint whose weights and vocabulary start a new run (fine-tuning).
         allow_corpus_change: resume even if the corpus differs from the one the checkpoint
             recorded (otherwise refused).
+        watch: who else watches the evaluations, and may add some or stop the run early
+            (a tune trial); the default adds none and never stops.
     Raises:
         CharLMError: for bad data, devices or output folders (before anything is trained).
         Interrupted: after SIGINT or SIGTERM, once ``last.pt`` is saved.
@@ -88,7 +91,8 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
                                   dist)
             if resume and not allow_corpus_change:
                 check_same_corpus(resume, corpus, cfg.data.corpus)
-            state = _train(cfg, corpus, paths, start, resume is not None, device, rows, dist)
+            state = _train(cfg, corpus, paths, start, resume is not None, device, rows, dist,
+                           watch)
         clean = True
     except Interrupted:
         clean = True
@@ -139,8 +143,8 @@ def _restore(resume: dict, optimizer, device: torch.device, rows: tuple[int, int
 
 
 def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
-           resumed: bool, device: torch.device, rows: tuple[int, int], dist: Dist
-           ) -> TrainState:
+           resumed: bool, device: torch.device, rows: tuple[int, int], dist: Dist,
+           watch: EvalWatch) -> TrainState:
     """Build (or restore) the model, lay out the train split, open TensorBoard and run
     :func:`fit` under the signal handlers; then save ``last.pt`` and the hparams."""
     t = cfg.train
@@ -156,7 +160,7 @@ def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
         _say_where_resume_goes(cfg, batches.num_chunks, state, optim_lr(optimizer), paths.name)
     writer = (open_writer(paths.logs, purge_step=state.step + 1 if resumed else None)
               if dist.is_main else None)
-    reporter = Reporter(model, optimizer, cfg, corpus, paths, writer, dist)
+    reporter = Reporter(model, optimizer, cfg, corpus, paths, writer, dist, watch)
     try:
         with stop_on_signals() as received:
             hooks = reporter.hooks(should_stop=lambda: received() is not None)

@@ -1,6 +1,6 @@
 """One training run end to end: every target used, the right figures at the end."""
 
-from helpers import TRAIN, run_ok
+from helpers import DEVICE, TINY, TRAIN, run_ok
 
 
 def test_an_epoch_of_a_run_counts_every_training_target(tmp_path, stdlib_text):
@@ -10,3 +10,31 @@ def test_an_epoch_of_a_run_counts_every_training_target(tmp_path, stdlib_text):
                  "--set", "train.max_time=null", cwd=tmp_path).stdout
     # 399 training pairs: 4 streams of 99 and 3 over; ceil(99/50) = 2 steps an epoch
     assert "done: run" in out and ", 40 steps" in out
+
+
+def test_a_watch_adds_evaluations_and_stops_the_run_with_its_checkpoints(tmp_path, stdlib_text):
+    import torch
+
+    from charlm.config import build_config
+    from charlm.training.reporting import EvalWatch
+    from charlm.training.run import train_run
+
+    (tmp_path / "c.txt").write_text(stdlib_text[:60_000], encoding="utf-8")
+    cfg = build_config(TINY[1], [f"data.corpus={tmp_path / 'c.txt'}", "train.eval_interval=20",
+                                 f"train.checkpoint_dir={tmp_path / 'ck'}",
+                                 f"train.log_dir={tmp_path / 'runs'}", "train.run_name=w",
+                                 "train.progress=false", "train.seed=1",
+                                 "train.device=" + DEVICE])
+    seen = []  # (step, val loss) of every evaluation the watch saw
+
+    def after_eval(state):
+        seen.append((state.step, state.last_val_loss))
+        return state.step == 13  # the second watched evaluation stops the run
+
+    result = train_run(cfg, watch=EvalWatch(eval_due=lambda s: s.step in (7, 13),
+                                            after_eval=after_eval))
+    assert [step for step, _ in seen] == [7, 13]  # before eval_interval's step 20
+    assert all(loss > 0 for _, loss in seen)
+    assert result.steps == 13 and result.early_stopped and not result.paused
+    last = torch.load(tmp_path / "ck" / "w" / "last.pt", weights_only=True)
+    assert last["state"]["step"] == 13 and (tmp_path / "ck" / "w" / "best.pt").is_file()
