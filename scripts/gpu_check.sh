@@ -11,6 +11,9 @@
 # runs the command from the repository root and brings back the files under $OUT. So, once,
 # here in the repository root (.gpu-data/ is in .gitignore):
 #     mkdir -p .gpu-data && cp ../shared/data/tinyshakespeare.txt .gpu-data/
+#     for v in 3.10 3.11 3.12 3.13; do   # the device has no hypothesis and no network
+#         pip download -q -d .gpu-data/wheels --only-binary=:all: --python-version $v hypothesis
+#     done
 # then call `run` with
 #     command:   SHAKESPEARE=.gpu-data/tinyshakespeare.txt bash scripts/gpu_check.sh "$OUT"
 #     carry:     [".gpu-data"]
@@ -213,6 +216,11 @@ PY
 
 tests() {
     local extra=()
+    if ! "$PY" -c "import hypothesis" 2> /dev/null && [ -d "$ROOT/.gpu-data/wheels" ]; then
+        # the device machine has no hypothesis and no network: the wheels came in .gpu-data
+        "$PY" -m pip install -q --no-index --find-links "$ROOT/.gpu-data/wheels" \
+            --target "$WORK/site" hypothesis && export PYTHONPATH="$PYTHONPATH:$WORK/site"
+    fi
     if ! "$PY" -c "import importlinter" 2> /dev/null; then  # a device-independent check
         echo "import-linter is not installed: deselecting the import-contract test (CI runs it)"
         extra+=(--deselect tests/test_architecture.py::test_import_contracts_are_kept)
