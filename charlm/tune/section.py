@@ -119,6 +119,8 @@ def build_space(base: RunConfig, section: Section, fixed: Iterable[str], cells: 
     user = section.entries
     chosen = parse_cells(cells) if cells else _cells_of(base, user)
     entries = default_entries(chosen, trial_time_s, train_chars) if section.defaults else {}
+    if cells:  # --cells chooses the cores whether or not the section starts from the defaults
+        entries[(None, "model.cell")] = list(chosen) if len(chosen) > 1 else chosen[0]
     replaced = fixed | {key for condition, key in user if condition is None}
     entries = {e: s for e, s in entries.items() if e[1] not in replaced and e not in user} | user
     sources = {e: section.sources.get(e, DEFAULT) for e in entries}

@@ -40,6 +40,16 @@ def test_the_default_space_scales_with_the_core_and_the_trial_time():
     assert "model.hidden_size" not in both  # every trial's cell has a width of its own
 
 
+@pytest.mark.parametrize("cells, drawn", [("mingru", {"mingru"}), ("gru,mingru", {"gru", "mingru"})])
+def test_cells_choose_the_core_also_in_a_space_without_the_defaults(cells, drawn):
+    # a section with `defaults: false` and no model.cell once left --cells unread: a
+    # "mingru" study trained the base config's LSTM
+    section = Section(entries={(None, "optim.lr"): {"low": 0.001, "high": 0.01}}, defaults=False)
+    params = params_of(build_space(RunConfig(), section, [], cells, 180, BIG))
+    cell = params["model.cell"]
+    assert set(cell.choices if cell.kind == "choice" else [cell.value]) == drawn
+
+
 def test_batch_layouts_that_do_not_fit_the_corpus_are_left_out():
     small = params_of(build_space(RunConfig(), Section(), [], None, 180, 25_000))
     assert small["train.batch_size"].choices == (16, 32, 64)  # 64 x 32 x 10 <= 25,000 ...
