@@ -80,8 +80,24 @@ def train(config_file, resume, init_from, allow_corpus_change, sets, **options) 
     early = (f"stopped early at step {r.steps} (val loss stopped improving; best at step "
              f"{r.best_step}): " if r.early_stopped else "")
     click.echo(f"done: {early}run {r.run_name}, {r.steps} steps in {seconds}, "
-               f"val loss {r.val_loss:.4f} {loss_unit(r.unit)}, val {bits_unit(r.unit)} "
-               f"{r.val_bpc:.4f}, checkpoint {r.best_path}")
+               f"{_done_figures(r, loss_unit(r.unit), bits_unit(r.unit))}")
+
+
+def _done_figures(r, loss_unit: str, bits_unit: str) -> str:
+    """The val figures of the ``done:`` line, each beside the checkpoint it belongs to and
+    saying what it covers."""
+    from charlm.metrics import nats_to_bits
+
+    noun = "byte" if r.unit == "byte" else "char"
+    whole = f"over the whole val split ({r.val_chars:,} {noun}s)"
+    last = f"val loss {r.val_loss:.4f} {loss_unit}, val {bits_unit} {r.val_bpc:.4f} {whole}"
+    if r.last_path is None or r.best_step == r.steps or not r.best_path.exists():
+        return f"{last}, checkpoint {r.best_path}"
+    covers = "the whole val split" if r.best_val_chars == r.val_chars else \
+        f"the first {r.best_val_chars:,} val {noun}s"
+    return (f"{last}, checkpoint {r.last_path}; best: val loss {r.best_val_loss:.4f} "
+            f"{loss_unit}, val {bits_unit} {nats_to_bits(r.best_val_loss):.4f} over {covers} "
+            f"(step {r.best_step}), checkpoint {r.best_path}")
 
 
 def _start_run(resume, init_from, config_file, sets, options, allow_corpus_change=False):

@@ -9,6 +9,7 @@ only rank 0 writes files.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from charlm.training.preflight import (
     prepare_data,
     rows_of,
 )
-from charlm.training.reporting import EvalWatch, Reporter
+from charlm.training.reporting import EvalWatch, FinalEval, Reporter
 from charlm.training.schedule import Budget, epoch_steps, lr_at
 from charlm.training.step import make_optimizer, optim_lr
 
@@ -60,6 +61,10 @@ class TrainResult:
     session_s: float = 0.0  # training seconds of this command (elapsed_s counts every one)
     early_stopped: bool = False  # train.early_stop ended the run at its patience
     best_step: int = -1   # the step whose weights best.pt holds
+    val_chars: int = 0    # targets val_loss scored: the whole val split for a finished run
+    best_val_loss: float = math.nan  # best.pt's val loss, nats/char, over best_val_chars
+    best_val_chars: int = 0
+    last_path: Path | None = None  # the checkpoint val_loss belongs to (last.pt)
 
 
 def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | None = None,
@@ -91,8 +96,8 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
                                   dist)
             if resume and not allow_corpus_change:
                 check_same_corpus(resume, corpus, cfg.data.corpus)
-            state = _train(cfg, corpus, paths, start, resume is not None, device, rows, dist,
-                           watch)
+            state, final = _train(cfg, corpus, paths, start, resume is not None, device,
+                                  rows, dist, watch)
         clean = True
     except Interrupted:
         clean = True
@@ -106,7 +111,15 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
                        best if best.exists() else paths.checkpoints / LAST,
                        paused=not state.finished, main=dist.is_main, unit=cfg.data.unit,
                        session_s=state.elapsed_s - began, early_stopped=state.early_stopped,
-                       best_step=state.best_step)
+                       best_step=state.best_step, **_final_figures(final, paths))
+
+
+def _final_figures(final: FinalEval | None, paths: RunPaths) -> dict:
+    """The TrainResult fields that the evaluation ending a run gives (none for a paused run)."""
+    if final is None:
+        return {}
+    return {"val_chars": final.chars, "best_val_loss": final.best_loss,
+            "best_val_chars": final.best_chars, "last_path": paths.checkpoints / LAST}
 
 
 def _build(cfg: RunConfig, vocab, start: dict | None, device: torch.device, dist: Dist):
@@ -144,9 +157,10 @@ def _restore(resume: dict, optimizer, device: torch.device, rows: tuple[int, int
 
 def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
            resumed: bool, device: torch.device, rows: tuple[int, int], dist: Dist,
-           watch: EvalWatch) -> TrainState:
+           watch: EvalWatch) -> tuple[TrainState, FinalEval | None]:
     """Build (or restore) the model, lay out the train split, open TensorBoard and run
-    :func:`fit` under the signal handlers; then save ``last.pt`` and the hparams."""
+    :func:`fit` under the signal handlers; then save ``last.pt`` and the hparams. Returns the
+    state and the final evaluation (None when the run paused before its end)."""
     t = cfg.train
     if dist.is_main:
         _save_config(cfg, paths)
@@ -172,7 +186,7 @@ def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
     finally:
         if writer is not None:
             writer.close()
-    return state
+    return state, reporter.final
 
 
 def _say_where_resume_goes(cfg: RunConfig, steps_per_epoch: int, state: TrainState,
