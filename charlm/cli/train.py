@@ -49,12 +49,17 @@ def config_options(command):
                    "config and are logged.")
 @click.option("--init-from", type=click.Path(), metavar="CHECKPOINT",
               help="Start a new run from these weights and vocabulary (fine-tuning).")
+@click.option("--grow-vocab", is_flag=True,
+              help="With --init-from: add the corpus's characters that the checkpoint's "
+                   "vocabulary lacks (new embedding rows: the mean of the old; new decoder "
+                   "rows: weights 0, a low bias), instead of refusing the text.")
 @click.option("--allow-corpus-change", is_flag=True,
               help="With --resume: continue even though the corpus's bytes differ from those "
                    "the checkpoint recorded.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any config key; repeatable.")
-def train(config_file, resume, init_from, allow_corpus_change, sets, **options) -> None:
+def train(config_file, resume, init_from, grow_vocab, allow_corpus_change, sets, **options
+          ) -> None:
     """Train a model; checkpoints go to checkpoints/<run>/, TensorBoard events to runs/<run>/.
 
     Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves last.pt and exits; continue
@@ -68,7 +73,13 @@ def train(config_file, resume, init_from, allow_corpus_change, sets, **options) 
 
         raise OptionError("--resume continues a run; --init-from starts a new one from its "
                           "weights: give one of them")
-    r = _start_run(resume, init_from, config_file, sets, options, allow_corpus_change)
+    if grow_vocab and not init_from:
+        from charlm.errors import OptionError
+
+        raise OptionError("--grow-vocab adds characters to a checkpoint's vocabulary when "
+                          "fine-tuning: give it with --init-from CHECKPOINT")
+    r = _start_run(resume, init_from, config_file, sets, options, allow_corpus_change,
+                   grow_vocab)
     if not r.main:  # another rank of a torchrun job: rank 0 reports
         return
     if r.paused:
@@ -100,7 +111,8 @@ def _done_figures(r, loss_unit: str, bits_unit: str) -> str:
             f"(step {r.best_step}), checkpoint {r.best_path}")
 
 
-def _start_run(resume, init_from, config_file, sets, options, allow_corpus_change=False):
+def _start_run(resume, init_from, config_file, sets, options, allow_corpus_change=False,
+               grow_vocab=False):
     """Resolve the config (new, resumed or fine-tuned run) and train."""
     from charlm.config import build_config
     from charlm.config.overrides import config_for_init, config_for_resume
@@ -121,4 +133,5 @@ def _start_run(resume, init_from, config_file, sets, options, allow_corpus_chang
         cfg = config_for_resume(ckpt["config"], path.parent, config_file, sets, options)
         return train_run(cfg, resume=ckpt, resume_dir=path.parent,
                          allow_corpus_change=allow_corpus_change)
-    return train_run(config_for_init(ckpt["config"], config_file, sets, options), init=ckpt)
+    return train_run(config_for_init(ckpt["config"], config_file, sets, options), init=ckpt,
+                     grow_vocab=grow_vocab)

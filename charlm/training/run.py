@@ -18,9 +18,10 @@ import torch
 from charlm.config import RunConfig, dump_yaml
 from charlm.data.corpus import Corpus
 from charlm.data.layout import TBPTTBatches
-from charlm.data.vocab import vocab_from_payload
+from charlm.data.vocab import format_chars, vocab_from_payload
 from charlm.errors import Interrupted
 from charlm.metrics import nats_to_bits
+from charlm.models.growth import grow_vocab_rows
 from charlm.models.lm import create_model
 from charlm.models.state import map_hidden
 from charlm.store.folders import BEST, CONFIG_FILE, LAST, RunPaths, claim_run
@@ -36,6 +37,7 @@ from charlm.training.preflight import (
     check_same_corpus,
     finalize_config,
     prepare_data,
+    prepare_init_data,
     rows_of,
 )
 from charlm.training.reporting import EvalWatch, FinalEval, Reporter
@@ -69,7 +71,7 @@ class TrainResult:
 
 def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | None = None,
               init: dict | None = None, allow_corpus_change: bool = False,
-              watch: EvalWatch = EvalWatch()) -> TrainResult:
+              watch: EvalWatch = EvalWatch(), grow_vocab: bool = False) -> TrainResult:
     """Train one run as ``cfg`` says and return its summary.
 
     Args:
@@ -77,6 +79,8 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
         init: a loaded checkpoint whose weights and vocabulary start a new run (fine-tuning).
         allow_corpus_change: resume even if the corpus differs from the one the checkpoint
             recorded (otherwise refused).
+        grow_vocab: with ``init``, add the characters of the corpus that its vocabulary
+            lacks (otherwise refused), as :mod:`charlm.models.growth` says.
         watch: who else watches the evaluations, and may add some or stop the run early
             (a tune trial); the default adds none and never stops.
     Raises:
@@ -91,9 +95,12 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
         with claim_run(finalize_config(cfg, dist), resume_dir if resume else None,
                        dist) as (cfg, paths):
             rows = rows_of(cfg, dist, resume is not None)
+            if init:
+                corpus, init = _init_data(cfg, init, grow_vocab, dist)
+            else:
+                corpus = prepare_data(cfg, vocab_from_payload(resume["vocab"]) if resume
+                                      else None, dist)
             start = resume or init
-            corpus = prepare_data(cfg, vocab_from_payload(start["vocab"]) if start else None,
-                                  dist)
             if resume and not allow_corpus_change:
                 check_same_corpus(resume, corpus, cfg.data.corpus)
             state, final = _train(cfg, corpus, paths, start, resume is not None, device,
@@ -120,6 +127,25 @@ def _final_figures(final: FinalEval | None, paths: RunPaths) -> dict:
         return {}
     return {"val_chars": final.chars, "best_val_loss": final.best_loss,
             "best_val_chars": final.best_chars, "last_path": paths.checkpoints / LAST}
+
+
+def _init_data(cfg: RunConfig, init: dict, grow: bool, dist: Dist) -> tuple[Corpus, dict]:
+    """A fine-tuning run's corpus, and the checkpoint to start from: ``init``, or with
+    ``grow`` and new characters in the text, ``init`` with its vocabulary and the weights'
+    rows grown (:func:`~charlm.models.growth.grow_vocab_rows`)."""
+    old = vocab_from_payload(init["vocab"])
+    corpus, old_to_new, added = prepare_init_data(cfg, old, grow, "the --init-from checkpoint",
+                                                  dist)
+    if not added:
+        if grow:
+            logger.info("--grow-vocab: the corpus has no character the checkpoint lacks")
+        return corpus, init
+    model, bias = grow_vocab_rows(init["model"], old_to_new, corpus.vocab.size)
+    logger.info("grew the vocabulary from %d to %d characters (added %s): new embedding rows "
+                "are the mean of the old ones; new decoder rows have weights 0 and bias "
+                "%.3f (the lowest old bias - ln %d), so they start rare; the optimizer starts "
+                "afresh", old.size, corpus.vocab.size, format_chars(added), bias, old.size)
+    return corpus, {**init, "model": model, "vocab": corpus.vocab.to_payload()}
 
 
 def _build(cfg: RunConfig, vocab, start: dict | None, device: torch.device, dist: Dist):
