@@ -73,9 +73,9 @@ class Hooks:
     # it must answer alike on every rank
     eval_due: Callable[[TrainState], bool] = lambda state: False
     # the evaluation that ends a finished run (it may score more than the periodic ones), and
-    # its cost in periodic evaluations, for the time it needs to be kept free for it
+    # its seconds estimated from the last evaluation's, kept free for it by a time budget
     on_final_eval: Callable[[TrainState], None] | None = None
-    final_eval_cost: Callable[[], float] = lambda: 1.0
+    final_eval_s: Callable[[float], float] = lambda last_eval_s: last_eval_s
 
 
 def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
@@ -88,8 +88,8 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
     the state reset. Losses are accumulated on the device and read back only at log points
     (every ``train.log_interval`` steps, and at checkpoints). The run ends with an evaluation
     (``hooks.on_final_eval``, else ``hooks.on_eval``); a time budget keeps its duration free
-    (the last evaluation's, times ``hooks.final_eval_cost()``), so ``max_time`` counts
-    evaluations too.
+    (``hooks.final_eval_s`` of the last evaluation's), so ``max_time`` counts evaluations
+    too.
 
     Under distributed training ``batches`` holds this rank's streams, the model is wrapped in
     DDP here, and the ranks agree once per step (over a CPU gloo group) on the clock and on
@@ -228,7 +228,7 @@ class _Loop:
         (hook or self.hooks.on_eval)(self.state)
         self.state.last_eval_step = self.state.step
         took = time.perf_counter() - began
-        self.reserve_s = took * self.hooks.final_eval_cost()
+        self.reserve_s = self.hooks.final_eval_s(took)
         self.eval_s += took
         self.stats.pause(took)
 

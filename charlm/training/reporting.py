@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -118,6 +119,7 @@ class Reporter:
         self.gradflow_step = 0  # step of the last gradient-flow log
         self.best_weights: dict | None = None  # best.pt's weights, on the CPU (this session)
         self.final: FinalEval | None = None  # set by the evaluation that ends the run
+        self.score_s = 0.0  # seconds the last periodic evaluation spent scoring
         if dist.is_main:
             log_layout(writer)
 
@@ -126,7 +128,7 @@ class Reporter:
         return Hooks(on_log=self.on_log, on_eval=self.on_eval,
                      on_checkpoint=self.on_checkpoint, should_stop=should_stop,
                      eval_due=self.watch.eval_due, on_final_eval=self.on_final_eval,
-                     final_eval_cost=self.final_eval_cost)
+                     final_eval_s=self.final_eval_s)
 
     def on_log(self, state: TrainState, m: dict) -> None:
         """Train scalars, and the gradient diagnostics when their interval comes round."""
@@ -148,9 +150,10 @@ class Reporter:
     def on_eval(self, state: TrainState) -> None:
         """Score the val split (sets ``state.last_val_loss``), keep the best weights, and
         write the val scalars, gate statistics and a sample; the watch may stop the run."""
-        t = self.cfg.train
+        t, began = self.cfg.train, time.perf_counter()
         loss, n = evaluate(self.model, self.splits["val"], t.eval_batch_size, t.seq_len,
                            t.eval_max_chars, dist=self.dist)
+        self.score_s = time.perf_counter() - began
         best = loss < state.best_val_loss
         state.last_val_loss, state.best_val_loss = loss, min(loss, state.best_val_loss)
         state.best_step = state.step if best else state.best_step
@@ -213,11 +216,13 @@ class Reporter:
         finally:
             self.model.load_state_dict(final)
 
-    def final_eval_cost(self) -> float:
-        """The final evaluation's time in periodic ones: two passes (the final and the best
-        weights) over the whole split, where a periodic one reads ``train.eval_max_chars``."""
+    def final_eval_s(self, last_eval_s: float) -> float:
+        """The final evaluation's seconds, from the last periodic one's (``last_eval_s``, of
+        which :attr:`score_s` scored ``train.eval_max_chars``): two passes (the final and the
+        best weights) over the whole split, and the rest (gates, sample) as before."""
         whole = max(len(self.splits["val"]) - 1, 1)
-        return 2.0 * whole / min(self.cfg.train.eval_max_chars, whole)
+        passes = 2.0 * whole / min(self.cfg.train.eval_max_chars, whole)
+        return last_eval_s + (passes - 1.0) * self.score_s
 
     def warn_stalled(self, state: TrainState) -> None:
         """Say, in the log and in TensorBoard, that val loss stopped improving, since when,
