@@ -26,7 +26,6 @@ at the end of the run. Losses are in nats/char (nats/byte for a byte model).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -82,14 +81,13 @@ class EvalWatch:
 
 @dataclass(frozen=True)
 class FinalEval:
-    """The evaluation that ends a finished run, over the whole val split (nats/char).
+    """The evaluation that ends a finished run (nats/char).
 
     Attributes:
         last_loss: the final weights' (``last.pt``) loss over the whole val split.
         chars: the targets that figure scored (the whole split).
-        best_loss: ``best.pt``'s loss, over the whole split when ``best_chars == chars``;
-            over the first ``best_chars`` val targets when its weights were not at hand (a
-            resumed run whose best came before the resume).
+        best_loss: ``best.pt``'s loss: ``last_loss`` when it holds the final weights, else
+            the figure that chose it, over the first ``best_chars`` val targets.
         best_chars: the targets ``best_loss`` scored.
         best_step: the step whose weights ``best.pt`` holds.
     """
@@ -117,7 +115,6 @@ class Reporter:
         self.vocab, self.splits = corpus.vocab, corpus.splits
         self.paths, self.writer, self.dist, self.watch = paths, writer, dist, watch
         self.gradflow_step = 0  # step of the last gradient-flow log
-        self.best_weights: dict | None = None  # best.pt's weights, on the CPU (this session)
         self.final: FinalEval | None = None  # set by the evaluation that ends the run
         self.score_s = 0.0  # seconds the last periodic evaluation spent scoring
         if dist.is_main:
@@ -158,8 +155,6 @@ class Reporter:
         state.last_val_loss, state.best_val_loss = loss, min(loss, state.best_val_loss)
         state.best_step = state.step if best else state.best_step
         state.evals_since_best = 0 if best else state.evals_since_best + 1
-        if best:
-            self.best_weights = _cpu_copy(self.model)
         stalled = t.patience and state.evals_since_best == t.patience
         stop = self.watch.after_eval(state)
         state.early_stopped = bool(stalled and t.early_stop or stop)
@@ -175,54 +170,34 @@ class Reporter:
             self.warn_stalled(state)
 
     def on_final_eval(self, state: TrainState) -> None:
-        """The evaluation that ends a run: the final weights over the whole val split (as
-        ``charlm eval`` scores it), and ``best.pt``'s weights too when they are older; the
-        better of the two, over the whole split, is ``best.pt`` (sets :attr:`final`)."""
+        """The evaluation that ends a run (sets :attr:`final`): the final weights over the
+        first ``train.eval_max_chars`` val characters, as the periodic ones, to choose
+        ``best.pt``, and over the whole val split, as ``charlm eval`` scores it."""
         t, val = self.cfg.train, self.splits["val"]
-        loss, n = evaluate(self.model, val, t.eval_batch_size, t.seq_len, None, dist=self.dist)
-        best_loss, best_n = math.inf, n
-        if 0 <= state.best_step < state.step:
-            best_loss, best_n = self._whole_val_of_best(state)
-        unit = self.cfg.data.unit
-        if self.dist.is_main:
-            logger.info("step %d: val loss %s over the whole val split (%d %ss)", state.step,
-                        describe_loss(loss, unit), n, unit)
-            if best_n == n and state.best_step < state.step:
-                logger.info("best.pt (step %d): val loss %s over the whole val split; %s",
-                            state.best_step, describe_loss(best_loss, unit),
-                            "the final weights replace it" if loss <= best_loss else "kept")
-        if best_n == n and loss <= best_loss:  # the final weights are the best
-            state.best_step, state.best_val_loss, best_loss = state.step, loss, loss
+        sample, sample_n = evaluate(self.model, val, t.eval_batch_size, t.seq_len,
+                                    t.eval_max_chars, dist=self.dist)
+        loss, n = (sample, sample_n) if sample_n == len(val) - 1 else evaluate(
+            self.model, val, t.eval_batch_size, t.seq_len, None, dist=self.dist)
+        if sample < state.best_val_loss or state.best_step < 0:  # the final weights are best
+            state.best_step, state.best_val_loss, state.evals_since_best = state.step, sample, 0
             if self.dist.is_main:
                 self.save(state, BEST)
         state.last_val_loss = loss
+        best_loss, best_n = (loss, n) if state.best_step == state.step else \
+            (state.best_val_loss, sample_n)
         self.final = FinalEval(loss, n, best_loss, best_n, state.best_step)
         if self.dist.is_main:
+            unit = self.cfg.data.unit
+            logger.info("step %d: val loss %s over the whole val split (%d %ss)", state.step,
+                        describe_loss(loss, unit), n, unit)
             self.write_eval(state, loss)
-
-    def _whole_val_of_best(self, state: TrainState) -> tuple[float, int]:
-        """``best.pt``'s loss over the whole val split and its target count, or, when its
-        weights are not at hand, the periodic figure and the targets it covered."""
-        t, val = self.cfg.train, self.splits["val"]
-        if self.best_weights is None and not self.dist.enabled:  # a resumed run: read best.pt
-            self.best_weights = _saved_weights(self.paths.checkpoints / BEST)
-        if self.best_weights is None:
-            return state.best_val_loss, min(t.eval_max_chars, len(val) - 1)
-        final = _cpu_copy(self.model)
-        self.model.load_state_dict(self.best_weights)
-        try:
-            return evaluate(self.model, val, t.eval_batch_size, t.seq_len, None,
-                            dist=self.dist)
-        finally:
-            self.model.load_state_dict(final)
 
     def final_eval_s(self, last_eval_s: float) -> float:
         """The final evaluation's seconds, from the last periodic one's (``last_eval_s``, of
-        which :attr:`score_s` scored ``train.eval_max_chars``): two passes (the final and the
-        best weights) over the whole split, and the rest (gates, sample) as before."""
+        which :attr:`score_s` scored ``train.eval_max_chars``): that again, and a pass over
+        the whole split."""
         whole = max(len(self.splits["val"]) - 1, 1)
-        passes = 2.0 * whole / min(self.cfg.train.eval_max_chars, whole)
-        return last_eval_s + (passes - 1.0) * self.score_s
+        return last_eval_s + whole / min(self.cfg.train.eval_max_chars, whole) * self.score_s
 
     def warn_stalled(self, state: TrainState) -> None:
         """Say, in the log and in TensorBoard, that val loss stopped improving, since when,
@@ -306,17 +281,3 @@ class Reporter:
         log_hparams(self.writer, comparable_hparams(self.cfg.to_dict(), device,
                                                     self.dist.world_size), final, state.step)
 
-
-def _cpu_copy(model: CharLM) -> dict:
-    """A copy of the model's weights on the CPU (the best so far, kept to score at the end)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def _saved_weights(path) -> dict | None:
-    """The weights a checkpoint file holds, or None when it cannot be read (logged)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)["model"]
-    except Exception as exc:  # noqa: BLE001: any unreadable file means "not at hand"
-        logger.warning("cannot read %s to score it again (%s); its figure stays the "
-                       "periodic one", path, exc)
-        return None
