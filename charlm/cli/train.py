@@ -105,7 +105,7 @@ def _done_figures(r, loss_unit: str, bits_unit: str) -> str:
     if r.last_path is None or r.best_step == r.steps or not r.best_path.exists():
         return f"{last}, checkpoint {r.best_path}"
     covers = "the whole val split" if r.best_val_chars == r.val_chars else \
-        f"the first {r.best_val_chars:,} val {noun}s"
+        f"{r.best_val_chars:,} val {noun}s sampled across the split"
     return (f"{last}, checkpoint {r.last_path}; best: val loss {r.best_val_loss:.4f} "
             f"{loss_unit}, val {bits_unit} {nats_to_bits(r.best_val_loss):.4f} over {covers} "
             f"(step {r.best_step}), checkpoint {r.best_path}")

@@ -8,7 +8,8 @@ which alone has a ``writer``, writes anything.
 TensorBoard tags, named so that a run opens on its loss (groups sort alphabetically):
 
 * ``loss/train`` ``loss/val`` (nats/char), ``bpc/train`` ``bpc/val``, ``lr``; a val point
-  every ``train.eval_interval`` steps over the first ``train.eval_max_chars`` val characters,
+  every ``train.eval_interval`` steps over about ``train.eval_max_chars`` val characters spread
+  over the split,
   and the last one, at the final step, over the whole val split;
 * ``run/parameters`` ``run/steps`` ``run/wall_s`` ``run/chars_per_s`` at the end (the HPARAMS
   table's metrics, with ``val/best_loss`` and ``val/best_bpc``);
@@ -37,7 +38,7 @@ from charlm.analysis.gradflow import model_profile
 from charlm.config import RunConfig
 from charlm.data.corpus import Corpus
 from charlm.data.vocab import id_labels
-from charlm.evaluation.static import evaluate
+from charlm.evaluation.static import WARMUP, evaluate
 from charlm.generation.prime import default_prime
 from charlm.generation.sampling import sample_text
 from charlm.metrics import describe_loss, nats_to_bits
@@ -87,7 +88,7 @@ class FinalEval:
         last_loss: the final weights' (``last.pt``) loss over the whole val split.
         chars: the targets that figure scored (the whole split).
         best_loss: ``best.pt``'s loss: ``last_loss`` when it holds the final weights, else
-            the figure that chose it, over the first ``best_chars`` val targets.
+            the figure that chose it, over a sample of ``best_chars`` val targets.
         best_chars: the targets ``best_loss`` scored.
         best_step: the step whose weights ``best.pt`` holds.
     """
@@ -171,7 +172,7 @@ class Reporter:
 
     def on_final_eval(self, state: TrainState) -> None:
         """The evaluation that ends a run (sets :attr:`final`): the final weights over the
-        first ``train.eval_max_chars`` val characters, as the periodic ones, to choose
+        ``train.eval_max_chars`` sample of the val split, as the periodic ones, to choose
         ``best.pt``, and over the whole val split, as ``charlm eval`` scores it."""
         t, val = self.cfg.train, self.splits["val"]
         sample, sample_n = evaluate(self.model, val, t.eval_batch_size, t.seq_len,
@@ -194,10 +195,13 @@ class Reporter:
 
     def final_eval_s(self, last_eval_s: float) -> float:
         """The final evaluation's seconds, from the last periodic one's (``last_eval_s``, of
-        which :attr:`score_s` scored ``train.eval_max_chars``): that again, and a pass over
-        the whole split."""
+        which :attr:`score_s` scored ``train.eval_max_chars`` and read ``WARMUP`` characters
+        before each stream): that again, and a pass over the whole split."""
+        t = self.cfg.train
         whole = max(len(self.splits["val"]) - 1, 1)
-        return last_eval_s + whole / min(self.cfg.train.eval_max_chars, whole) * self.score_s
+        warm = t.eval_batch_size * WARMUP  # read whatever the length scored
+        return last_eval_s + (whole + warm) / (min(t.eval_max_chars, whole) + warm) * \
+            self.score_s
 
     def warn_stalled(self, state: TrainState) -> None:
         """Say, in the log and in TensorBoard, that val loss stopped improving, since when,

@@ -42,11 +42,11 @@ def test_the_done_line_puts_each_loss_beside_its_own_checkpoint(work):
     last, _ = _eval_loss(work, "checkpoints/w/last.pt")
     best, _ = _eval_loss(work, "checkpoints/w/best.pt")
     assert best < last
-    # best.pt's figure is the one that chose it: the first 2,000 val characters at step 40
+    # best.pt's figure is the one that chose it: a 2,000-character sample at step 40
     chose = [loss for step, loss in scalars(work / "runs" / "w", "val/best_loss") if step == 60]
     pattern = (rf"val loss {last:.4f} nats/char, .* over the whole val split \(9,999 chars\), "
                rf"checkpoint checkpoints/w/last\.pt; best: val loss {chose[0]:.4f} nats/char, "
-               rf".* over the first 2,000 val chars \(step 40\), checkpoint "
+               rf".* over 2,048 val chars sampled across the split \(step 40\), checkpoint "
                rf"checkpoints/w/best\.pt")
     assert re.search(pattern, done), done
 
