@@ -1,8 +1,8 @@
 """``charlm sample --interactive``: a prime per line from the terminal, each continuation
 streamed back as it is generated.
 
-A line is a prime (an empty line: continue, or start from a newline after ``/reset``); a line
-that starts with ``/`` is a command (:data:`HELP`). With readline available the line can be
+A line is a prime (an empty line continues the last turn, in either mode); a line that starts
+with ``/`` is a command (:data:`HELP`). With readline available the line can be
 edited and earlier lines recalled with the arrow keys. Ctrl-D (end of input) and ``/quit``
 end the session with status 0; Ctrl-C ends it at once, at the prompt or mid-continuation,
 with status 130; neither prints a traceback.
@@ -34,9 +34,11 @@ HELP = """commands:
   /temp X    temperature X (0 is greedy)
   /topk N    keep the N most likely characters; /topk off keeps all
   /topp P    nucleus sampling mass P in (0, 1]; /topp off keeps all
+  /drop-unknown on|off   skip characters the model never saw in primes (off: refuse them)
   /help      this list
   /quit      end (so do Ctrl-D and Ctrl-C)
-an empty line continues from where the last turn ended (after /reset: from a newline)"""
+an empty line continues from where the last turn ended, in either mode (before the first
+turn: from a newline)"""
 
 
 @dataclass
@@ -93,22 +95,23 @@ def run_session(session: Session) -> None:
 
 
 def turn(session: Session, line: str) -> bool:
-    """Generate one continuation of ``line`` (its characters must be in the vocabulary);
-    always True (go on)."""
+    """Generate one continuation of ``line`` (its characters must be in the vocabulary,
+    unless ``/drop-unknown on``), or, for an empty line, of the last turn; always True (go
+    on)."""
     from charlm.errors import DataError
     from charlm.generation.sampling import prepare_prime
 
-    sampler, fresh = session.sampler, not session.keep or sampler_is_empty(session)
-    try:
-        _, ids = prepare_prime(session.vocab, line if line or fresh else None,
-                               session.drop_unknown, fix="type the line without them, or start "
-                               "the session again with --drop-unknown")
-    except DataError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        return True
-    if fresh:
-        sampler.reset()
-    if line or fresh:
+    sampler, empty = session.sampler, sampler_is_empty(session)
+    if line or empty:  # a prime; an empty line with nothing to continue starts from a newline
+        try:
+            _, ids = prepare_prime(session.vocab, line, session.drop_unknown,
+                                   fix="type the line without them, or type /drop-unknown on "
+                                   "to skip them")
+        except DataError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            return True
+        if not session.keep or empty:
+            sampler.reset()
         sampler.feed(ids.to(session.device))
     tokens = (int(sampler.draw()[0]) for _ in range(session.length))
     with text_out(None) as out:
@@ -133,11 +136,22 @@ def command(session: Session, line: str) -> bool:
         say(f"{'keeping' if session.keep else 'resetting'} the state between turns")
     elif name in ("/temp", "/topk", "/topp"):
         set_pick(session, name, arg)
+    elif name == "/drop-unknown":
+        set_drop_unknown(session, arg)
     elif name == "/help":
         say(HELP)
     else:
         say(f"unknown command {name}; {HELP}")
     return True
+
+
+def set_drop_unknown(session: Session, arg: str) -> None:
+    """``/drop-unknown on|off``: what ``--drop-unknown`` does, set mid-session."""
+    if arg not in ("on", "off"):
+        return say(f"/drop-unknown takes on or off, not {arg!r}")
+    session.drop_unknown = arg == "on"
+    say("skipping characters the model never saw" if session.drop_unknown else
+        "refusing primes with characters the model never saw")
 
 
 def set_pick(session: Session, name: str, arg: str) -> None:

@@ -49,12 +49,17 @@ def config_options(command):
                    "config and are logged.")
 @click.option("--init-from", type=click.Path(), metavar="CHECKPOINT",
               help="Start a new run from these weights and vocabulary (fine-tuning).")
+@click.option("--grow-vocab", is_flag=True,
+              help="With --init-from: add the corpus's characters that the checkpoint's "
+                   "vocabulary lacks (new embedding rows: the mean of the old; new decoder "
+                   "rows: weights 0, a low bias), instead of refusing the text.")
 @click.option("--allow-corpus-change", is_flag=True,
               help="With --resume: continue even though the corpus's bytes differ from those "
                    "the checkpoint recorded.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any config key; repeatable.")
-def train(config_file, resume, init_from, allow_corpus_change, sets, **options) -> None:
+def train(config_file, resume, init_from, grow_vocab, allow_corpus_change, sets, **options
+          ) -> None:
     """Train a model; checkpoints go to checkpoints/<run>/, TensorBoard events to runs/<run>/.
 
     Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves last.pt and exits; continue
@@ -68,7 +73,13 @@ def train(config_file, resume, init_from, allow_corpus_change, sets, **options) 
 
         raise OptionError("--resume continues a run; --init-from starts a new one from its "
                           "weights: give one of them")
-    r = _start_run(resume, init_from, config_file, sets, options, allow_corpus_change)
+    if grow_vocab and not init_from:
+        from charlm.errors import OptionError
+
+        raise OptionError("--grow-vocab adds characters to a checkpoint's vocabulary when "
+                          "fine-tuning: give it with --init-from CHECKPOINT")
+    r = _start_run(resume, init_from, config_file, sets, options, allow_corpus_change,
+                   grow_vocab)
     if not r.main:  # another rank of a torchrun job: rank 0 reports
         return
     if r.paused:
@@ -80,11 +91,28 @@ def train(config_file, resume, init_from, allow_corpus_change, sets, **options) 
     early = (f"stopped early at step {r.steps} (val loss stopped improving; best at step "
              f"{r.best_step}): " if r.early_stopped else "")
     click.echo(f"done: {early}run {r.run_name}, {r.steps} steps in {seconds}, "
-               f"val loss {r.val_loss:.4f} {loss_unit(r.unit)}, val {bits_unit(r.unit)} "
-               f"{r.val_bpc:.4f}, checkpoint {r.best_path}")
+               f"{_done_figures(r, loss_unit(r.unit), bits_unit(r.unit))}")
 
 
-def _start_run(resume, init_from, config_file, sets, options, allow_corpus_change=False):
+def _done_figures(r, loss_unit: str, bits_unit: str) -> str:
+    """The val figures of the ``done:`` line, each beside the checkpoint it belongs to and
+    saying what it covers."""
+    from charlm.metrics import nats_to_bits
+
+    noun = "byte" if r.unit == "byte" else "char"
+    whole = f"over the whole val split ({r.val_chars:,} {noun}s)"
+    last = f"val loss {r.val_loss:.4f} {loss_unit}, val {bits_unit} {r.val_bpc:.4f} {whole}"
+    if r.last_path is None or r.best_step == r.steps or not r.best_path.exists():
+        return f"{last}, checkpoint {r.best_path}"
+    covers = "the whole val split" if r.best_val_chars == r.val_chars else \
+        f"{r.best_val_chars:,} val {noun}s sampled across the split"
+    return (f"{last}, checkpoint {r.last_path}; best: val loss {r.best_val_loss:.4f} "
+            f"{loss_unit}, val {bits_unit} {nats_to_bits(r.best_val_loss):.4f} over {covers} "
+            f"(step {r.best_step}), checkpoint {r.best_path}")
+
+
+def _start_run(resume, init_from, config_file, sets, options, allow_corpus_change=False,
+               grow_vocab=False):
     """Resolve the config (new, resumed or fine-tuned run) and train."""
     from charlm.config import build_config
     from charlm.config.overrides import config_for_init, config_for_resume
@@ -105,4 +133,5 @@ def _start_run(resume, init_from, config_file, sets, options, allow_corpus_chang
         cfg = config_for_resume(ckpt["config"], path.parent, config_file, sets, options)
         return train_run(cfg, resume=ckpt, resume_dir=path.parent,
                          allow_corpus_change=allow_corpus_change)
-    return train_run(config_for_init(ckpt["config"], config_file, sets, options), init=ckpt)
+    return train_run(config_for_init(ckpt["config"], config_file, sets, options), init=ckpt,
+                     grow_vocab=grow_vocab)

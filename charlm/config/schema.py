@@ -105,8 +105,10 @@ class TrainConfig:
     max_time: Optional[float] = _field(300.0, "stop after this many wall-clock seconds from "
                                        "the first step (evaluations included)",
                                        lo=0.0, lo_open=True, flag="--max-time")
-    eval_interval: int = _field(500, "steps between evaluations on the val split", lo=1)
-    eval_max_chars: int = _field(200_000, "val characters per periodic evaluation", lo=1)
+    eval_interval: int = _field(150, "steps between evaluations on the val split", lo=1)
+    eval_max_chars: int = _field(50_000, "val characters per periodic evaluation (spread "
+                                 "over the split; the run's last evaluation scores all "
+                                 "of it)", lo=1)
     eval_batch_size: int = _field(64, "streams during evaluation", lo=1)
     patience: int = _field(5, "evaluations without a new best val loss before a warning that "
                            "val stopped improving (overfitting); 0 never warns", lo=0)

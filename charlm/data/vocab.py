@@ -149,6 +149,21 @@ class ByteVocab:
         return 256
 
 
+def grown_vocab(vocab: Vocab, text_vocab: Vocab) -> tuple[Vocab, list[int], list[str]]:
+    """``vocab`` with the characters of ``text_vocab`` it lacks, still sorted.
+
+    Returns:
+        ``(grown, old_to_new, added)``: the new vocabulary, the new id of each old id, and the
+        characters added (none: ``grown`` is ``vocab``).
+    """
+    added = sorted(set(text_vocab.chars) - set(vocab.chars))
+    if not added:
+        return vocab, list(range(vocab.size)), []
+    grown = Vocab("".join(sorted(set(vocab.chars) | set(added))))
+    new_id = {c: i for i, c in enumerate(grown.chars)}
+    return grown, [new_id[c] for c in vocab.chars], added
+
+
 def vocab_from_payload(payload) -> "Vocab | ByteVocab":
     """The vocabulary a checkpoint stored (a string of characters, or the byte marker).
 

@@ -25,9 +25,12 @@ from charlm.system.distributed import SINGLE, Dist
 logger = logging.getLogger(__name__)
 
 
+WARMUP = 512  # characters of context read before each stream of an evaluation
+
+
 @torch.inference_mode()
 def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
-             max_chars: int | None = None, warmup: int = 512, dist: Dist = SINGLE
+             max_chars: int | None = None, warmup: int = WARMUP, dist: Dist = SINGLE
              ) -> tuple[float, int]:
     """Mean loss over a split, the hidden state carried through it.
 
@@ -44,7 +47,10 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
         model: the plain module (not DDP-wrapped: evaluation needs no gradient exchange).
         ids: (N,) encoded split (an array or a memory map).
         batch_size: streams; capped as above.
-        max_chars: score only the first ``max_chars`` targets; None scores all.
+        max_chars: score about ``max_chars`` targets spread over the whole split: the first
+            ``ceil(max_chars / (B·T))`` chunks of the B streams laid over all of it (each
+            warmed up as usual), so that the sample's figure tracks the whole split's rather
+            than its beginning's; None (or a ``max_chars`` that covers the split) scores all.
         warmup: characters of context read before each stream (0 starts streams from zeros).
         dist: this process's place in a distributed job.
     Returns:
@@ -52,20 +58,22 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
     Raises:
         DataError: if the split has fewer than 2 characters.
     """
-    ids = scorable(ids if max_chars is None else ids[:max_chars + 1])
+    ids = scorable(ids)
     device = next(model.parameters()).device
     B = stream_count(len(ids) - 1, batch_size, warmup)
     batches = TBPTTBatches(ids, B, seq_len, device, rows=dist.rows(B, exact=False))
+    chunks = batches.num_chunks if max_chars is None else \
+        min(batches.num_chunks, -(-max_chars // (B * seq_len)))
     # float64 so that millions of summed nats lose nothing; MPS has no float64
     total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64,
                         device=device)
     with eval_mode(model):
         hidden = _warm_state(model, batches, warmup)
-        for j in range(batches.num_chunks if batches.num_rows else 0):
+        for j in range(chunks if batches.num_rows else 0):
             x, y = batches.chunk(j)
             logits, hidden = model(x, hidden)
             total += loss_fn(logits, y, reduction="sum")
-    pairs = len(ids) - 1
+    pairs = batches.pairs_read(0, chunks)
     return dist.sum_(total).item() / pairs, pairs
 
 

@@ -72,6 +72,10 @@ class Hooks:
     # an evaluation now, besides those of train.eval_interval (a tune trial's time points);
     # it must answer alike on every rank
     eval_due: Callable[[TrainState], bool] = lambda state: False
+    # the evaluation that ends a finished run (it may score more than the periodic ones), and
+    # its seconds estimated from the last evaluation's, kept free for it by a time budget
+    on_final_eval: Callable[[TrainState], None] | None = None
+    final_eval_s: Callable[[float], float] = lambda last_eval_s: last_eval_s
 
 
 def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
@@ -82,9 +86,10 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
     Each step takes the next (B, T) chunk of every stream, carries the hidden state from the
     previous step (detached), and at the end of the train split wraps to the first chunk with
     the state reset. Losses are accumulated on the device and read back only at log points
-    (every ``train.log_interval`` steps, and at checkpoints). The run ends with an evaluation;
-    a time budget keeps the duration of the last evaluation free for it, so ``max_time``
-    counts evaluations too.
+    (every ``train.log_interval`` steps, and at checkpoints). The run ends with an evaluation
+    (``hooks.on_final_eval``, else ``hooks.on_eval``); a time budget keeps its duration free
+    (``hooks.final_eval_s`` of the last evaluation's), so ``max_time`` counts evaluations
+    too.
 
     Under distributed training ``batches`` holds this rank's streams, the model is wrapped in
     DDP here, and the ranks agree once per step (over a CPU gloo group) on the clock and on
@@ -183,16 +188,25 @@ class _Loop:
         if step % t.log_interval == 0 or saving:
             self.log()
         due = self.hooks.eval_due(self.state)  # asked at every step: it may keep count
-        if due or step % t.eval_interval == 0:
+        if due or step % t.eval_interval == 0 and not self.ends_here():
             self.evaluate()
         if saving:
             self.hooks.on_checkpoint(self.state, hidden)
+
+    def ends_here(self) -> bool:
+        """True when the run ends at this step with a final evaluation of its own, which
+        makes the interval's evaluation redundant (and would give TensorBoard two points at
+        one step)."""
+        return self.hooks.on_final_eval is not None and self.budget.done(
+            self.state.step, self.state.elapsed_s + self.reserve_s)
 
     def finish(self) -> None:
         """The last log and evaluation of a run whose budget is spent."""
         if self.stats.steps:
             self.log()
-        if self.state.last_eval_step != self.state.step:
+        if self.hooks.on_final_eval is not None:
+            self.evaluate(self.hooks.on_final_eval)
+        elif self.state.last_eval_step != self.state.step:
             self.evaluate()
         self.state.elapsed_s = time.perf_counter() - self.start
         self.state.finished = True
@@ -209,13 +223,14 @@ class _Loop:
         self.hooks.on_log(self.state, metrics)
         self.bar.show(self.state, metrics)
 
-    def evaluate(self) -> None:
+    def evaluate(self, hook: Callable[[TrainState], None] | None = None) -> None:
         began = time.perf_counter()
-        self.hooks.on_eval(self.state)
+        (hook or self.hooks.on_eval)(self.state)
         self.state.last_eval_step = self.state.step
-        self.reserve_s = time.perf_counter() - began
-        self.eval_s += self.reserve_s
-        self.stats.pause(self.reserve_s)
+        took = time.perf_counter() - began
+        self.reserve_s = self.hooks.final_eval_s(took)
+        self.eval_s += took
+        self.stats.pause(took)
 
 
 class _Progress:

@@ -17,7 +17,7 @@ from charlm.data.corpus import Corpus, load_corpus
 from charlm.data.layout import check_trainable
 from charlm.data.named import DOWNLOADS
 from charlm.data.sources import canonical_spec
-from charlm.data.vocab import ByteVocab, Vocab
+from charlm.data.vocab import ByteVocab, Vocab, format_chars, grown_vocab
 from charlm.errors import ConfigError, DataError, DistributedError
 from charlm.evaluation.static import scorable
 from charlm.generation.sampling import check_top_k
@@ -71,6 +71,29 @@ def prepare_data(cfg: RunConfig, vocab: Vocab | ByteVocab | None = None, dist: D
     logger.info("vocab_size %d (%s); split sizes train %d, val %d, test %d", corpus.vocab.size,
                 unit, len(s["train"]), len(s["val"]), len(s["test"]))
     return corpus
+
+
+def prepare_init_data(cfg: RunConfig, vocab: Vocab | ByteVocab, grow: bool, source: str,
+                      dist: Dist = SINGLE) -> tuple[Corpus, list[int], list[str]]:
+    """The corpus of a fine-tuning run from a checkpoint whose vocabulary is ``vocab``:
+    encoded with it, or, with ``grow``, with it and the characters of the text it lacks added
+    (:func:`~charlm.data.vocab.grown_vocab`).
+
+    Returns:
+        ``(corpus, old_to_new, added)``: the corpus (its ``vocab`` the run's), the new id of
+        each old id, and the characters added (none without ``grow``).
+    Raises:
+        DataError: as :func:`prepare_data`, and, without ``grow``, for characters the
+            checkpoint's vocabulary lacks, naming them and ``--grow-vocab``.
+    """
+    if vocab.unit == "byte":  # every byte is in a byte vocabulary
+        return prepare_data(cfg, vocab, dist), list(range(vocab.size)), []
+    grown, old_to_new, added = grown_vocab(vocab, prepare_data(cfg, None, dist).vocab)
+    if added and not grow:
+        raise DataError(f"the corpus has {len(added)} character(s) that the vocabulary of "
+                        f"{source} lacks: {format_chars(added)}; pass --grow-vocab to add "
+                        f"them to the model, or train a new run on this text")
+    return prepare_data(cfg, grown, dist), old_to_new, added
 
 
 def check_late_values(cfg: RunConfig, corpus: Corpus) -> None:

@@ -7,7 +7,10 @@ which alone has a ``writer``, writes anything.
 
 TensorBoard tags, named so that a run opens on its loss (groups sort alphabetically):
 
-* ``loss/train`` ``loss/val`` (nats/char), ``bpc/train`` ``bpc/val``, ``lr``;
+* ``loss/train`` ``loss/val`` (nats/char), ``bpc/train`` ``bpc/val``, ``lr``; a val point
+  every ``train.eval_interval`` steps over about ``train.eval_max_chars`` val characters spread
+  over the split,
+  and the last one, at the final step, over the whole val split;
 * ``run/parameters`` ``run/steps`` ``run/wall_s`` ``run/chars_per_s`` at the end (the HPARAMS
   table's metrics, with ``val/best_loss`` and ``val/best_bpc``);
 * ``sample/text``: a sample at each evaluation, from the same prime and seed every time;
@@ -24,6 +27,7 @@ at the end of the run. Losses are in nats/char (nats/byte for a byte model).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -34,7 +38,7 @@ from charlm.analysis.gradflow import model_profile
 from charlm.config import RunConfig
 from charlm.data.corpus import Corpus
 from charlm.data.vocab import id_labels
-from charlm.evaluation.static import evaluate
+from charlm.evaluation.static import WARMUP, evaluate
 from charlm.generation.prime import default_prime
 from charlm.generation.sampling import sample_text
 from charlm.metrics import describe_loss, nats_to_bits
@@ -76,6 +80,26 @@ class EvalWatch:
     after_eval: Callable[[TrainState], bool] = lambda state: False
 
 
+@dataclass(frozen=True)
+class FinalEval:
+    """The evaluation that ends a finished run (nats/char).
+
+    Attributes:
+        last_loss: the final weights' (``last.pt``) loss over the whole val split.
+        chars: the targets that figure scored (the whole split).
+        best_loss: ``best.pt``'s loss: ``last_loss`` when it holds the final weights, else
+            the figure that chose it, over a sample of ``best_chars`` val targets.
+        best_chars: the targets ``best_loss`` scored.
+        best_step: the step whose weights ``best.pt`` holds.
+    """
+
+    last_loss: float
+    chars: int
+    best_loss: float
+    best_chars: int
+    best_step: int
+
+
 class Reporter:
     """The hooks of one run.
 
@@ -92,6 +116,8 @@ class Reporter:
         self.vocab, self.splits = corpus.vocab, corpus.splits
         self.paths, self.writer, self.dist, self.watch = paths, writer, dist, watch
         self.gradflow_step = 0  # step of the last gradient-flow log
+        self.final: FinalEval | None = None  # set by the evaluation that ends the run
+        self.score_s = 0.0  # seconds the last periodic evaluation spent scoring
         if dist.is_main:
             log_layout(writer)
 
@@ -99,7 +125,8 @@ class Reporter:
         """The :class:`Hooks` that :func:`~charlm.training.fit` calls."""
         return Hooks(on_log=self.on_log, on_eval=self.on_eval,
                      on_checkpoint=self.on_checkpoint, should_stop=should_stop,
-                     eval_due=self.watch.eval_due)
+                     eval_due=self.watch.eval_due, on_final_eval=self.on_final_eval,
+                     final_eval_s=self.final_eval_s)
 
     def on_log(self, state: TrainState, m: dict) -> None:
         """Train scalars, and the gradient diagnostics when their interval comes round."""
@@ -121,9 +148,10 @@ class Reporter:
     def on_eval(self, state: TrainState) -> None:
         """Score the val split (sets ``state.last_val_loss``), keep the best weights, and
         write the val scalars, gate statistics and a sample; the watch may stop the run."""
-        t = self.cfg.train
+        t, began = self.cfg.train, time.perf_counter()
         loss, n = evaluate(self.model, self.splits["val"], t.eval_batch_size, t.seq_len,
                            t.eval_max_chars, dist=self.dist)
+        self.score_s = time.perf_counter() - began
         best = loss < state.best_val_loss
         state.last_val_loss, state.best_val_loss = loss, min(loss, state.best_val_loss)
         state.best_step = state.step if best else state.best_step
@@ -141,6 +169,39 @@ class Reporter:
         self.write_eval(state, loss)
         if stalled:
             self.warn_stalled(state)
+
+    def on_final_eval(self, state: TrainState) -> None:
+        """The evaluation that ends a run (sets :attr:`final`): the final weights over the
+        ``train.eval_max_chars`` sample of the val split, as the periodic ones, to choose
+        ``best.pt``, and over the whole val split, as ``charlm eval`` scores it."""
+        t, val = self.cfg.train, self.splits["val"]
+        sample, sample_n = evaluate(self.model, val, t.eval_batch_size, t.seq_len,
+                                    t.eval_max_chars, dist=self.dist)
+        loss, n = (sample, sample_n) if sample_n == len(val) - 1 else evaluate(
+            self.model, val, t.eval_batch_size, t.seq_len, None, dist=self.dist)
+        if sample < state.best_val_loss or state.best_step < 0:  # the final weights are best
+            state.best_step, state.best_val_loss, state.evals_since_best = state.step, sample, 0
+            if self.dist.is_main:
+                self.save(state, BEST)
+        state.last_val_loss = loss
+        best_loss, best_n = (loss, n) if state.best_step == state.step else \
+            (state.best_val_loss, sample_n)
+        self.final = FinalEval(loss, n, best_loss, best_n, state.best_step)
+        if self.dist.is_main:
+            unit = self.cfg.data.unit
+            logger.info("step %d: val loss %s over the whole val split (%d %ss)", state.step,
+                        describe_loss(loss, unit), n, unit)
+            self.write_eval(state, loss)
+
+    def final_eval_s(self, last_eval_s: float) -> float:
+        """The final evaluation's seconds, from the last periodic one's (``last_eval_s``, of
+        which :attr:`score_s` scored ``train.eval_max_chars`` and read ``WARMUP`` characters
+        before each stream): that again, and a pass over the whole split."""
+        t = self.cfg.train
+        whole = max(len(self.splits["val"]) - 1, 1)
+        warm = t.eval_batch_size * WARMUP  # read whatever the length scored
+        return last_eval_s + (whole + warm) / (min(t.eval_max_chars, whole) + warm) * \
+            self.score_s
 
     def warn_stalled(self, state: TrainState) -> None:
         """Say, in the log and in TensorBoard, that val loss stopped improving, since when,
@@ -223,3 +284,4 @@ class Reporter:
                  "run/chars_per_s": chars / max(state.elapsed_s, 1e-9)}
         log_hparams(self.writer, comparable_hparams(self.cfg.to_dict(), device,
                                                     self.dist.world_size), final, state.step)
+

@@ -9,6 +9,7 @@ only rank 0 writes files.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +18,10 @@ import torch
 from charlm.config import RunConfig, dump_yaml
 from charlm.data.corpus import Corpus
 from charlm.data.layout import TBPTTBatches
-from charlm.data.vocab import vocab_from_payload
+from charlm.data.vocab import format_chars, vocab_from_payload
 from charlm.errors import Interrupted
 from charlm.metrics import nats_to_bits
+from charlm.models.growth import grow_vocab_rows
 from charlm.models.lm import create_model
 from charlm.models.state import map_hidden
 from charlm.store.folders import BEST, CONFIG_FILE, LAST, RunPaths, claim_run
@@ -35,9 +37,10 @@ from charlm.training.preflight import (
     check_same_corpus,
     finalize_config,
     prepare_data,
+    prepare_init_data,
     rows_of,
 )
-from charlm.training.reporting import EvalWatch, Reporter
+from charlm.training.reporting import EvalWatch, FinalEval, Reporter
 from charlm.training.schedule import Budget, epoch_steps, lr_at
 from charlm.training.step import make_optimizer, optim_lr
 
@@ -60,11 +63,15 @@ class TrainResult:
     session_s: float = 0.0  # training seconds of this command (elapsed_s counts every one)
     early_stopped: bool = False  # train.early_stop ended the run at its patience
     best_step: int = -1   # the step whose weights best.pt holds
+    val_chars: int = 0    # targets val_loss scored: the whole val split for a finished run
+    best_val_loss: float = math.nan  # best.pt's val loss, nats/char, over best_val_chars
+    best_val_chars: int = 0
+    last_path: Path | None = None  # the checkpoint val_loss belongs to (last.pt)
 
 
 def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | None = None,
               init: dict | None = None, allow_corpus_change: bool = False,
-              watch: EvalWatch = EvalWatch()) -> TrainResult:
+              watch: EvalWatch = EvalWatch(), grow_vocab: bool = False) -> TrainResult:
     """Train one run as ``cfg`` says and return its summary.
 
     Args:
@@ -72,6 +79,8 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
         init: a loaded checkpoint whose weights and vocabulary start a new run (fine-tuning).
         allow_corpus_change: resume even if the corpus differs from the one the checkpoint
             recorded (otherwise refused).
+        grow_vocab: with ``init``, add the characters of the corpus that its vocabulary
+            lacks (otherwise refused), as :mod:`charlm.models.growth` says.
         watch: who else watches the evaluations, and may add some or stop the run early
             (a tune trial); the default adds none and never stops.
     Raises:
@@ -86,13 +95,16 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
         with claim_run(finalize_config(cfg, dist), resume_dir if resume else None,
                        dist) as (cfg, paths):
             rows = rows_of(cfg, dist, resume is not None)
+            if init:
+                corpus, init = _init_data(cfg, init, grow_vocab, dist)
+            else:
+                corpus = prepare_data(cfg, vocab_from_payload(resume["vocab"]) if resume
+                                      else None, dist)
             start = resume or init
-            corpus = prepare_data(cfg, vocab_from_payload(start["vocab"]) if start else None,
-                                  dist)
             if resume and not allow_corpus_change:
                 check_same_corpus(resume, corpus, cfg.data.corpus)
-            state = _train(cfg, corpus, paths, start, resume is not None, device, rows, dist,
-                           watch)
+            state, final = _train(cfg, corpus, paths, start, resume is not None, device,
+                                  rows, dist, watch)
         clean = True
     except Interrupted:
         clean = True
@@ -106,7 +118,34 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
                        best if best.exists() else paths.checkpoints / LAST,
                        paused=not state.finished, main=dist.is_main, unit=cfg.data.unit,
                        session_s=state.elapsed_s - began, early_stopped=state.early_stopped,
-                       best_step=state.best_step)
+                       best_step=state.best_step, **_final_figures(final, paths))
+
+
+def _final_figures(final: FinalEval | None, paths: RunPaths) -> dict:
+    """The TrainResult fields that the evaluation ending a run gives (none for a paused run)."""
+    if final is None:
+        return {}
+    return {"val_chars": final.chars, "best_val_loss": final.best_loss,
+            "best_val_chars": final.best_chars, "last_path": paths.checkpoints / LAST}
+
+
+def _init_data(cfg: RunConfig, init: dict, grow: bool, dist: Dist) -> tuple[Corpus, dict]:
+    """A fine-tuning run's corpus, and the checkpoint to start from: ``init``, or with
+    ``grow`` and new characters in the text, ``init`` with its vocabulary and the weights'
+    rows grown (:func:`~charlm.models.growth.grow_vocab_rows`)."""
+    old = vocab_from_payload(init["vocab"])
+    corpus, old_to_new, added = prepare_init_data(cfg, old, grow, "the --init-from checkpoint",
+                                                  dist)
+    if not added:
+        if grow:
+            logger.info("--grow-vocab: the corpus has no character the checkpoint lacks")
+        return corpus, init
+    model, bias = grow_vocab_rows(init["model"], old_to_new, corpus.vocab.size)
+    logger.info("grew the vocabulary from %d to %d characters (added %s): new embedding rows "
+                "are the mean of the old ones; new decoder rows have weights 0 and bias "
+                "%.3f (the lowest old bias - ln %d), so they start rare; the optimizer starts "
+                "afresh", old.size, corpus.vocab.size, format_chars(added), bias, old.size)
+    return corpus, {**init, "model": model, "vocab": corpus.vocab.to_payload()}
 
 
 def _build(cfg: RunConfig, vocab, start: dict | None, device: torch.device, dist: Dist):
@@ -144,9 +183,10 @@ def _restore(resume: dict, optimizer, device: torch.device, rows: tuple[int, int
 
 def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
            resumed: bool, device: torch.device, rows: tuple[int, int], dist: Dist,
-           watch: EvalWatch) -> TrainState:
+           watch: EvalWatch) -> tuple[TrainState, FinalEval | None]:
     """Build (or restore) the model, lay out the train split, open TensorBoard and run
-    :func:`fit` under the signal handlers; then save ``last.pt`` and the hparams."""
+    :func:`fit` under the signal handlers; then save ``last.pt`` and the hparams. Returns the
+    state and the final evaluation (None when the run paused before its end)."""
     t = cfg.train
     if dist.is_main:
         _save_config(cfg, paths)
@@ -172,7 +212,7 @@ def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
     finally:
         if writer is not None:
             writer.close()
-    return state
+    return state, reporter.final
 
 
 def _say_where_resume_goes(cfg: RunConfig, steps_per_epoch: int, state: TrainState,

@@ -44,8 +44,26 @@ def test_commands_are_checked_and_bad_primes_do_not_end_the_session(trained):
     assert "top_k 5\n" in out and "top_p off\n" in out
     assert "/temp takes a number, not 'x'" in out and "unknown command /nope" in out
     assert "the prime has 1 character(s) the model never saw: '∮' (U+222E); type the line " \
-        "without them, or start the session again with --drop-unknown" in proc.stderr
+        "without them, or type /drop-unknown on to skip them" in proc.stderr
     assert out.endswith("> ") and "Traceback" not in proc.stderr  # /quit: nothing more read
+
+
+def test_an_empty_line_continues_the_last_turn_in_the_default_reset_mode(trained):
+    work, _, run = trained
+    out = run_ok("sample", run, "--interactive", "--length", N, cwd=work,
+                 input="/temp 0\ndef \n\n").stdout
+    text = greedy(work, run, "def ", 2 * N)
+    assert out == f"> temperature 0.0\n> {ended(text[:N])}> {ended(text[N:])}> \n"
+
+
+def test_drop_unknown_can_be_turned_on_mid_session(trained):
+    work, _, run = trained
+    proc = run_ok("sample", run, "--interactive", "--length", N, cwd=work,
+                  input="/temp 0\n/drop-unknown on\nde∮f \n/drop-unknown maybe\n")
+    assert "skipping characters the model never saw\n" in proc.stdout
+    assert f"> {ended(greedy(work, run, 'def ', N))}" in proc.stdout  # '∮' skipped
+    assert "dropped from the prime: '∮' (U+222E)" in proc.stderr and "Error" not in proc.stderr
+    assert "/drop-unknown takes on or off, not 'maybe'" in proc.stdout
 
 
 PROMPT = b"\r\n> "  # the terminal shows "\n" as "\r\n"

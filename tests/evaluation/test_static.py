@@ -93,3 +93,18 @@ def test_surprisal_scores_every_character_after_the_context():
     assert nats.shape == (40,) and (nats > 0).all()
     mean, n = evaluate(model, np.concatenate([[3], ids]).astype(np.uint8), 1, seq_len=9)
     assert n == 40 and nats.double().mean().item() == pytest.approx(mean, rel=1e-5)
+
+
+def test_a_sample_of_max_chars_is_spread_over_the_split_not_its_beginning():
+    torch.manual_seed(0)
+    model = CharLM(V, "gru", embedding_size=8, hidden_size=16, num_layers=1)
+    with torch.no_grad():
+        model.decoder.bias[0] = 5.0  # zeros (the first half) are easy, the rest is not
+    rng = np.random.default_rng(0)
+    ids = np.concatenate([np.zeros(8000), rng.integers(0, V, 8001)]).astype(np.int64)
+    whole, n = evaluate(model, ids, 8, 16)
+    sample, k = evaluate(model, ids, 8, 16, max_chars=1000)
+    beginning, _ = evaluate(model, ids[:1001], 8, 16)  # the old rule: the first targets
+    assert n == 16_000 and k == 8 * 16 * 8  # 8 chunks of 8 streams of 16, about 1000
+    assert abs(sample - whole) < 0.1 * abs(beginning - whole)
+    assert evaluate(model, ids, 8, 16, max_chars=10**6) == (whole, n)
