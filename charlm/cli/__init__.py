@@ -22,6 +22,7 @@ from charlm.cli.score import score
 from charlm.cli.train import train
 from charlm.cli.tune import tune
 from charlm.errors import CharLMError
+from charlm.system.process import sigterm_as_interrupt
 
 # libgomp (torch's OpenMP on Linux) spins 300,000 times before a thread waiting for work
 # sleeps; two torch processes on the same cores then burn each other's time spinning. A short
@@ -39,15 +40,16 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except CharLMError as exc:
             error = _Stopped(str(exc)) if hasattr(exc, "exit_code") else \
                 click.ClickException(str(exc))
             error.exit_code = getattr(exc, "exit_code", 1)  # 130 / 143 after a signal
             raise error from None
-        except KeyboardInterrupt:  # Ctrl-C where no command saves anything (sample, eval)
-            click.echo("", err=True)
-            raise click.exceptions.Exit(130) from None  # 128 + SIGINT, as the shell expects
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM where no command saves anything
+            click.echo("", err=True)  # (sample, eval): 128 + the signal, as the shell expects
+            raise click.exceptions.Exit(128 + getattr(exc, "signum", 2)) from None
         except BrokenPipeError:  # the reader went away (`charlm score --per-char | head`)
             _silence_stdout()
             raise click.exceptions.Exit(141) from None  # 128 + SIGPIPE, as a killed writer
