@@ -8,8 +8,10 @@ report; torch is imported inside the commands so ``charlm --help`` stays fast. E
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import sys
 
 import click
 
@@ -41,7 +43,9 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             with sigterm_as_interrupt():
-                return super().invoke(ctx)
+                result = super().invoke(ctx)
+                sys.stdout.flush()  # here, so that a full stdout is reported, not at exit
+                return result
         except CharLMError as exc:
             error = _Stopped(str(exc)) if hasattr(exc, "exit_code") else \
                 click.ClickException(str(exc))
@@ -54,9 +58,30 @@ class _Group(click.Group):
             _silence_stdout()
             raise click.exceptions.Exit(141) from None  # 128 + SIGPIPE, as a killed writer
         except OSError as exc:  # the last resort: a path or device the system refused
+            if _stdout_failed(exc):
+                _silence_stdout()
+                raise click.ClickException(
+                    f"cannot write to standard output: {exc.strerror or exc}; send it "
+                    f"elsewhere{_output_advice(ctx)}") from None
             where = f" {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"cannot use{where}: {exc.strerror or exc}; check the "
                                        f"paths and folders given to this command") from None
+
+
+def _stdout_failed(exc: OSError) -> bool:
+    """True when ``exc`` is a full standard output (``> FILE`` on a full disk, ``/dev/full``):
+    every file charlm writes itself goes through :func:`charlm.system.files.replacing`, whose
+    errors name the file, so a "full" error naming no file is a write to stdout."""
+    return exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _output_advice(ctx: click.Context) -> str:
+    """How the running command can write elsewhere than stdout."""
+    command = ctx.command.get_command(ctx, ctx.invoked_subcommand or "") if isinstance(
+        ctx.command, click.Group) else None
+    has_output = command is not None and any(  # a file, not inspect's folder
+        p.name == "output" and isinstance(p.type, click.Path) for p in command.params)
+    return " (> FILE), or write a file with --output FILE" if has_output else " (> FILE)"
 
 
 def _silence_stdout() -> None:
