@@ -23,6 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from charlm.config import OptimConfig, TrainConfig
 from charlm.data.layout import TBPTTBatches
+from charlm.evaluation.static import EvaluationStopped
 from charlm.metrics import nats_to_bits
 from charlm.models.lm import CharLM
 from charlm.models.state import Hidden, map_hidden
@@ -210,8 +211,16 @@ class _Loop:
         self.bar.show(self.state, metrics)
 
     def evaluate(self) -> None:
+        """Evaluate; a stop asked for meanwhile abandons it (the next checkpoint does not
+        need it), so that SIGTERM ends the run within a container's grace period."""
         began = time.perf_counter()
-        self.hooks.on_eval(self.state)
+        try:
+            self.hooks.on_eval(self.state)
+        except EvaluationStopped as exc:
+            logger.warning("step %d: evaluation left unfinished (%s): a stop was asked for",
+                           self.state.step, exc)
+            self.stop = True
+            return
         self.state.last_eval_step = self.state.step
         self.reserve_s = time.perf_counter() - began
         self.eval_s += self.reserve_s

@@ -92,11 +92,13 @@ class Reporter:
         self.vocab, self.splits = corpus.vocab, corpus.splits
         self.paths, self.writer, self.dist, self.watch = paths, writer, dist, watch
         self.gradflow_step = 0  # step of the last gradient-flow log
+        self.should_stop: Callable[[], bool] | None = None  # set by hooks()
         if dist.is_main:
             log_layout(writer)
 
     def hooks(self, should_stop=lambda: False) -> Hooks:
         """The :class:`Hooks` that :func:`~charlm.training.fit` calls."""
+        self.should_stop = should_stop  # asked between evaluation batches too
         return Hooks(on_log=self.on_log, on_eval=self.on_eval,
                      on_checkpoint=self.on_checkpoint, should_stop=should_stop,
                      eval_due=self.watch.eval_due)
@@ -122,8 +124,9 @@ class Reporter:
         """Score the val split (sets ``state.last_val_loss``), keep the best weights, and
         write the val scalars, gate statistics and a sample; the watch may stop the run."""
         t = self.cfg.train
+        stop = None if self.dist.enabled else self.should_stop
         loss, n = evaluate(self.model, self.splits["val"], t.eval_batch_size, t.seq_len,
-                           t.eval_max_chars, dist=self.dist)
+                           t.eval_max_chars, dist=self.dist, stop=stop)
         best = loss < state.best_val_loss
         state.last_val_loss, state.best_val_loss = loss, min(loss, state.best_val_loss)
         state.best_step = state.step if best else state.best_step

@@ -93,3 +93,20 @@ def test_surprisal_scores_every_character_after_the_context():
     assert nats.shape == (40,) and (nats > 0).all()
     mean, n = evaluate(model, np.concatenate([[3], ids]).astype(np.uint8), 1, seq_len=9)
     assert n == 40 and nats.double().mean().item() == pytest.approx(mean, rel=1e-5)
+
+
+def test_a_stop_abandons_an_evaluation_at_the_next_batch():
+    from charlm.evaluation.static import EvaluationStopped
+
+    torch.manual_seed(0)
+    model = CharLM(10, "gru", embedding_size=4, hidden_size=8, num_layers=1)
+    ids = np.random.default_rng(0).integers(0, 10, 5000)
+    asked = []
+
+    def stop():
+        asked.append(1)
+        return len(asked) > 2
+
+    with pytest.raises(EvaluationStopped, match="stopped after 2 of"):
+        evaluate(model, ids, batch_size=4, seq_len=50, warmup=0, stop=stop)
+    assert evaluate(model, ids, 4, 50, warmup=0, stop=lambda: False)[1] == 4999
