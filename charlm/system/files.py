@@ -123,8 +123,8 @@ def os_error(exc: BaseException | None) -> OSError | None:
 
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike, *, binary: bool = False, durable: bool = False,
-              checkpoint: bool = False, run_file: bool = False, keep_on_interrupt: bool = False, parents: bool = False,
-              what: str = "", advice: str = "choose another --output",
+              checkpoint: bool = False, run_file: bool = False, keep_on_interrupt: bool = False,
+              parents: bool = False, what: str = "", advice: str = "choose another --output",
               error: type[CharLMError] = OutputError) -> Iterator[IO]:
     """Open ``path`` for writing through a temporary file that replaces it at the end.
 
@@ -148,9 +148,7 @@ def replacing(path: str | os.PathLike, *, binary: bool = False, durable: bool = 
         folder that holds checkpoints (:func:`refuse_saved_state`); the old file is intact.
     """
     path = Path(path)
-    if not checkpoint and not run_file:
-        refuse_saved_state(path, advice, error)
-    elif run_file and is_checkpoint(path):
+    if not checkpoint and (not run_file or is_checkpoint(path)):
         refuse_saved_state(path, advice, error)
     try:
         if parents:
