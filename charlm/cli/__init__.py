@@ -8,8 +8,10 @@ report; torch is imported inside the commands so ``charlm --help`` stays fast. E
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import sys
 
 import click
 
@@ -22,6 +24,7 @@ from charlm.cli.score import score
 from charlm.cli.train import train
 from charlm.cli.tune import tune
 from charlm.errors import CharLMError
+from charlm.system.process import sigterm_as_interrupt
 
 # libgomp (torch's OpenMP on Linux) spins 300,000 times before a thread waiting for work
 # sleeps; two torch processes on the same cores then burn each other's time spinning. A short
@@ -39,22 +42,46 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                result = super().invoke(ctx)
+                sys.stdout.flush()  # here, so that a full stdout is reported, not at exit
+                return result
         except CharLMError as exc:
             error = _Stopped(str(exc)) if hasattr(exc, "exit_code") else \
                 click.ClickException(str(exc))
             error.exit_code = getattr(exc, "exit_code", 1)  # 130 / 143 after a signal
             raise error from None
-        except KeyboardInterrupt:  # Ctrl-C where no command saves anything (sample, eval)
-            click.echo("", err=True)
-            raise click.exceptions.Exit(130) from None  # 128 + SIGINT, as the shell expects
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM where no command saves anything
+            click.echo("", err=True)  # (sample, eval): 128 + the signal, as the shell expects
+            raise click.exceptions.Exit(128 + getattr(exc, "signum", 2)) from None
         except BrokenPipeError:  # the reader went away (`charlm score --per-char | head`)
             _silence_stdout()
             raise click.exceptions.Exit(141) from None  # 128 + SIGPIPE, as a killed writer
         except OSError as exc:  # the last resort: a path or device the system refused
+            if _stdout_failed(exc):
+                _silence_stdout()
+                raise click.ClickException(
+                    f"cannot write to standard output: {exc.strerror or exc}; send it "
+                    f"elsewhere{_output_advice(ctx)}") from None
             where = f" {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"cannot use{where}: {exc.strerror or exc}; check the "
                                        f"paths and folders given to this command") from None
+
+
+def _stdout_failed(exc: OSError) -> bool:
+    """True when ``exc`` is a full standard output (``> FILE`` on a full disk, ``/dev/full``):
+    every file charlm writes itself goes through :func:`charlm.system.files.replacing`, whose
+    errors name the file, so a "full" error naming no file is a write to stdout."""
+    return exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _output_advice(ctx: click.Context) -> str:
+    """How the running command can write elsewhere than stdout."""
+    command = ctx.command.get_command(ctx, ctx.invoked_subcommand or "") if isinstance(
+        ctx.command, click.Group) else None
+    has_output = command is not None and any(  # a file, not inspect's folder
+        p.name == "output" and isinstance(p.type, click.Path) for p in command.params)
+    return " (> FILE), or write a file with --output FILE" if has_output else " (> FILE)"
 
 
 def _silence_stdout() -> None:

@@ -75,8 +75,10 @@ def _write_projector(model, vocab, folder: str, step: int) -> None:
     """
     from charlm.data.vocab import id_labels
     from charlm.errors import OutputError
+    from charlm.system.files import refuse_saved_state
     from charlm.system.tensorboard import log_embedding, open_writer
 
+    refuse_saved_state(Path(folder) / "projector_config.pbtxt", "choose another --output")
     if (Path(folder) / f"{step:05d}" / "char_embedding").is_dir():
         return  # the end of the run wrote it already
     writer = open_writer(folder)

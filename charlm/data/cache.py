@@ -9,7 +9,11 @@ Cache layout (torch-rnn keeps a JSON sidecar beside its binary data in the same 
 
     <cache_dir>/<key>/ids.bin     N ids, uint8 / uint16 / int32 by vocabulary size
     <cache_dir>/<key>/meta.json   dtype, N, vocabulary, corpus, sha256 of its bytes, options,
-                                  and ids.bin's mtime (an entry rewritten since is re-encoded)
+                                  ids.bin's mtime and CRC-32 (an entry rewritten since, or
+                                  whose bytes rotted, is re-encoded)
+
+Every pass over the text digests the bytes it reads: a file that changes while it is being
+encoded (a log still being written) is refused, never cached under the digest of other text.
 
 ``key`` hashes the sha256 of the corpus's bytes with the options that change the ids
 (unit, encoding, errors policy, and a checkpoint's vocabulary when one is imposed), so a
@@ -27,6 +31,7 @@ import os
 import shutil
 import socket
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -48,7 +53,7 @@ from charlm.system.process import process_alive
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: meta.json holds ids.bin's CRC-32
 
 
 @dataclass(frozen=True)
@@ -62,18 +67,51 @@ class EncodedCorpus:
     sha256: str   # of the corpus's bytes (content_sha256)
 
 
+class _Pass:
+    """One pass over the corpus's files: their bytes in chunks, digested as they are read
+    (sha256 over each file's size and bytes, in order), each file checked to be the same
+    size and age after its read as before it."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec, self.digest = spec, hashlib.sha256()
+
+    def chunks(self, path: Path) -> Iterator[bytes]:
+        before = path.stat()
+        self.digest.update(f"{before.st_size}:".encode())
+        read = 0
+        for chunk in file_chunks(path):
+            self.digest.update(chunk)
+            read += len(chunk)
+            yield chunk
+        after = path.stat()
+        if read != before.st_size or (after.st_size, after.st_mtime_ns) != (
+                before.st_size, before.st_mtime_ns):
+            raise changed_while_read(path, f"{before.st_size:,} bytes when its read began, "
+                                           f"{after.st_size:,} after")
+
+    def check(self, sha256: str) -> None:
+        """Refuse a pass that read other bytes than the first pass."""
+        if self.digest.hexdigest() != sha256:
+            raise changed_while_read(self.spec, "its bytes differ between two passes")
+
+
+def changed_while_read(what, how: str) -> DataError:
+    """The one error for text that changed while charlm read it."""
+    return DataError(f"{what} changed while it was being read ({how}): it is being written; "
+                     f"encode it once it is finished, or give a finished copy with --data")
+
+
 def content_sha256(files: list[Path]) -> str:
     """sha256 over the files' sizes and bytes, in order.
 
     Raises:
-        DataError: if a file cannot be read.
+        DataError: if a file cannot be read, or changes while it is read.
     """
-    digest = hashlib.sha256()
+    reading = _Pass("the corpus")
     for path in files:
-        digest.update(f"{path.stat().st_size}:".encode())
-        for chunk in file_chunks(path):
-            digest.update(chunk)
-    return digest.hexdigest()
+        for _ in reading.chunks(path):
+            pass
+    return reading.digest.hexdigest()
 
 
 def encode_corpus(spec: str, data_dir: str | Path = "data", cache_dir: str | Path = "data/cache",
@@ -154,12 +192,23 @@ def _load(folder: Path) -> EncodedCorpus | None:
             raise ValueError("size or format mismatch")
         if stat.st_mtime_ns != meta["ids_mtime_ns"]:  # rewritten since it was encoded
             raise ValueError("ids.bin was modified after encoding")
+        if _crc32(ids_path) != meta["ids_crc32"]:  # bit rot: same size and mtime
+            raise ValueError("ids.bin fails its CRC-32 check: its bytes changed on disk")
         ids = np.memmap(ids_path, dtype=dtype, mode="c", shape=(meta["length"],))
         return EncodedCorpus(ids, vocab_from_payload(meta["vocab"]), folder, True,
                              meta["sha256"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        logger.warning("ignoring damaged cache entry %s (%s); encoding again", folder, exc)
+        logger.warning("ignoring damaged cache entry %s (%s); encoding again (--cache-dir "
+                       "chooses another cache folder)", folder, exc)
         return None
+
+
+def _crc32(path: Path) -> int:
+    """CRC-32 of a file's bytes, read in chunks."""
+    crc = 0
+    for chunk in file_chunks(path):
+        crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 def _write(folder: Path, files: list[Path], meta: dict, vocab, progress, cache_option: str
@@ -176,6 +225,7 @@ def _write(folder: Path, files: list[Path], meta: dict, vocab, progress, cache_o
             vocab, length = _encode_into(out, files, meta, vocab, progress)
         meta |= {"dtype": vocab.dtype.name, "length": length, "vocab": vocab.to_payload(),
                  "ids_mtime_ns": (tmp / "ids.bin").stat().st_mtime_ns,
+                 "ids_crc32": _crc32(tmp / "ids.bin"),
                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         try:
@@ -213,26 +263,37 @@ def _clean_stale(cache_dir: Path, max_age_s: float = 86400.0) -> None:
 
 
 def _encode_into(out, files: list[Path], meta: dict, vocab, progress) -> tuple:
-    """Write the ids of ``files`` to ``out``; return (vocab, number of ids)."""
+    """Write the ids of ``files`` to ``out``; return (vocab, number of ids). Each pass must
+    read the bytes ``meta['sha256']`` digests (:class:`_Pass`)."""
     byte = meta["unit"] == "byte"
     passes = 1 if byte or vocab is not None else 2
     bar = tqdm(total=meta["bytes"] * passes, unit="B", unit_scale=True, desc="encoding corpus",
                disable=(not progress) if progress is not None else None, leave=False)
     with bar:
         if byte:
-            return ByteVocab(), _copy_bytes(out, files, bar)
-        chunks = lambda: _text_chunks(files, meta, bar)  # noqa: E731 (one pass each call)
-        vocab = vocab or _scan_vocab(chunks())
-        length = _write_ids(out, chunks(), vocab) if vocab is not None else 0
+            return ByteVocab(), _checked(meta, lambda r: _copy_bytes(out, files, bar, r))
+        imposed = vocab is not None
+        vocab = vocab or _checked(meta, lambda r: _scan_vocab(_text_chunks(files, meta, bar,
+                                                                           r)))
+        length = _checked(meta, lambda r: _write_ids(
+            out, _text_chunks(files, meta, bar, r), vocab, imposed)) if vocab is not None else 0
         if not length:  # a checkpoint's vocabulary skips the scan that would have noticed
             raise _empty(files)
         return vocab, length
 
 
-def _copy_bytes(out, files: list[Path], bar) -> int:
+def _checked(meta: dict, one_pass):
+    """Run ``one_pass(reading)`` over a fresh :class:`_Pass`, then check what it read."""
+    reading = _Pass(meta["corpus"])
+    result = one_pass(reading)
+    reading.check(meta["sha256"])
+    return result
+
+
+def _copy_bytes(out, files: list[Path], bar, reading: _Pass) -> int:
     length, text = 0, False
     for path in files:
-        for raw in file_chunks(path):
+        for raw in reading.chunks(path):
             out.write(raw)
             length += len(raw)
             text = text or not raw.isspace()
@@ -242,11 +303,11 @@ def _copy_bytes(out, files: list[Path], bar) -> int:
     return length
 
 
-def _text_chunks(files: list[Path], meta: dict, bar) -> Iterator[str]:
+def _text_chunks(files: list[Path], meta: dict, bar, reading: _Pass) -> Iterator[str]:
     """Decoded, newline-normalised text of every file, in pieces."""
     for path in files:
-        yield from iter_decoded(_counted(file_chunks(path), bar), str(path), meta["encoding"],
-                                meta["errors"])
+        yield from iter_decoded(_counted(reading.chunks(path), bar), str(path),
+                                meta["encoding"], meta["errors"])
 
 
 def _counted(chunks: Iterable[bytes], bar) -> Iterator[bytes]:
@@ -267,14 +328,17 @@ def _scan_vocab(chunks: Iterator[str]) -> Vocab | None:
     return Vocab("".join(map(chr, np.flatnonzero(counts))))
 
 
-def _write_ids(out, chunks: Iterator[str], vocab: Vocab) -> int:
+def _write_ids(out, chunks: Iterator[str], vocab: Vocab, imposed: bool) -> int:
     """Pass 2: ids through the vocabulary's code-point table; refuses characters outside
-    ``vocab``."""
+    ``vocab`` (a checkpoint's when ``imposed``; else the first pass's, so the text changed)."""
     length = 0
     for piece in chunks:
         ids = vocab.lookup(code_points(piece))
         if (ids < 0).any():
             missing = sorted(set(piece) - set(vocab.chars))
+            if not imposed:
+                raise changed_while_read("the corpus", f"characters the first pass did not "
+                                                       f"see: {format_chars(missing)}")
             raise DataError(f"the corpus has characters the checkpoint's vocabulary lacks: "
                             f"{format_chars(missing)}; train a new run on this text")
         out.write(ids.astype(vocab.dtype).tobytes())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Callable
 
 import numpy as np
 import torch
@@ -28,10 +29,15 @@ logger = logging.getLogger(__name__)
 WARMUP = 512  # characters of context read before each stream of an evaluation
 
 
+class EvaluationStopped(Exception):
+    """A stop was asked for (SIGINT, SIGTERM) during an evaluation, which was left unfinished
+    so that the run can save and exit within a container's grace period."""
+
+
 @torch.inference_mode()
 def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
-             max_chars: int | None = None, warmup: int = WARMUP, dist: Dist = SINGLE
-             ) -> tuple[float, int]:
+             max_chars: int | None = None, warmup: int = WARMUP, dist: Dist = SINGLE,
+             stop: Callable[[], bool] | None = None) -> tuple[float, int]:
     """Mean loss over a split, the hidden state carried through it.
 
     The split is laid out as in training (:class:`~charlm.data.TBPTTBatches`), each stream's
@@ -53,10 +59,13 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
             than its beginning's; None (or a ``max_chars`` that covers the split) scores all.
         warmup: characters of context read before each stream (0 starts streams from zeros).
         dist: this process's place in a distributed job.
+        stop: asked between batches; True abandons the evaluation (single process only: the
+            ranks of a distributed job must all reach the final sum).
     Returns:
         ``(loss_nats, num_chars)``: mean nats/char and how many targets were scored.
     Raises:
         DataError: if the split has fewer than 2 characters.
+        EvaluationStopped: when ``stop`` says so.
     """
     ids = scorable(ids)
     device = next(model.parameters()).device
@@ -70,6 +79,8 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
     with eval_mode(model):
         hidden = _warm_state(model, batches, warmup)
         for j in range(chunks if batches.num_rows else 0):
+            if stop is not None and stop():
+                raise EvaluationStopped(f"stopped after {j} of {chunks} batches")
             x, y = batches.chunk(j)
             logits, hidden = model(x, hidden)
             total += loss_fn(logits, y, reduction="sum")

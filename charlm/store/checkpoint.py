@@ -22,6 +22,7 @@ import platform
 import random
 import re
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import torch
 from charlm import __version__
 from charlm.config import RunConfig
 from charlm.errors import CheckpointError
+from charlm.store.folders import BEST, LAST
 from charlm.system.files import replacing
 
 logger = logging.getLogger(__name__)
@@ -75,7 +77,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
             state, with exactly :data:`STATE_KEYS`).
     Raises:
         CheckpointError: one line naming the file, if it is missing, not a checkpoint,
-            truncated or corrupt, of an unknown or newer format, or incomplete.
+            truncated or corrupt (a record whose CRC-32 does not match: flipped bytes), of an
+            unknown or newer format, or incomplete; a damaged file's error names the run's
+            other checkpoint.
     """
     path = Path(path)
     if not path.is_file():
@@ -85,13 +89,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     if magic[:2] != b"PK" and magic[:1] != b"\x80":  # zip (torch.save) or a raw pickle
         raise CheckpointError(f"{path} is not a checkpoint: it is not a file torch.save "
                               f"wrote (empty, text or another format)")
+    damaged = _failed_record(path) if magic[:2] == b"PK" else None
+    if damaged:
+        raise CheckpointError(f"{path} is damaged: its record {damaged} fails its CRC-32 "
+                              f"check (bytes changed on disk); {_instead(path)}")
     try:
         with warnings.catch_warnings():  # torch warns about the protocol of foreign pickles
             warnings.simplefilter("ignore", UserWarning)
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for bad files; all mean the same here
         raise CheckpointError(f"{path} is not a readable charlm checkpoint "
-                              f"({_reason(exc)})") from None
+                              f"({_reason(exc)}); {_instead(path)}") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path} is not a charlm checkpoint (no format_version)")
     _check_format(ckpt, path)
@@ -102,6 +110,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     if resume:
         _check_resumable(ckpt, path)
     return ckpt
+
+
+def _failed_record(path: Path) -> str | None:
+    """The first record of a zip checkpoint whose bytes do not match their CRC-32 (torch
+    reads the records without checking them), or None; a file zipfile cannot open at all is
+    left for torch.load to report."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return None
+
+
+def _instead(path: Path) -> str:
+    """The way forward from a damaged checkpoint: the run's other one, where it has one."""
+    other = path.with_name(LAST if path.name == BEST else BEST)
+    if path.name in (BEST, LAST) and other.is_file():
+        return f"use the run's other checkpoint, {other}, instead"
+    return "use another checkpoint of the run (best.pt or last.pt), or train again"
 
 
 def _check_format(ckpt: dict, path: Path) -> None:

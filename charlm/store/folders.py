@@ -12,6 +12,9 @@ TensorBoard events. A run claims its checkpoint folder before it reads any data:
   starting the same ``--run-name`` again reuses it, and its old TensorBoard events are moved
   to ``runs/<run>/crashed-<time>/`` so the two runs' curves never mix.
 
+Temporary files that a writer killed mid-save left in the folder (``.last.pt.*.tmp``, the size
+of a checkpoint) are removed as soon as the run holds the lock, before the first step.
+
 The lock is removed when the run ends, however it ends; a fresh folder that the run leaves
 without anything in it (bad data, say) is removed too.
 """
@@ -32,6 +35,7 @@ from typing import Iterator
 from charlm.config import RunConfig
 from charlm.errors import CharLMError
 from charlm.system.distributed import SINGLE, Dist
+from charlm.system.files import clean_dead_writers
 from charlm.system.process import process_alive
 
 logger = logging.getLogger(__name__)
@@ -92,6 +96,7 @@ def _claimed(cfg: RunConfig, resume_dir: Path | None) -> Iterator[RunPaths]:
     folder, fresh = _claim_folder(cfg, resume_dir)
     paths = _paths(folder.name, folder, cfg.train.log_dir)
     lock = _lock(folder, paths.name, resumed=resume_dir is not None)
+    clean_dead_writers(folder)
     try:
         _prepare_logs(paths, resume_dir is not None)
         yield paths

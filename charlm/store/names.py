@@ -48,8 +48,7 @@ def _find(target: str | Path | None, checkpoint_dir: Path, prefer: tuple[str, ..
         if not runs:
             raise CheckpointError(f"no runs with checkpoints under {root}/; train one with "
                                   f"'charlm train' or name a checkpoint file")
-        newest = max(runs, key=lambda p: max(f.stat().st_mtime for f in p.glob("*.pt")))
-        return _pick(newest, prefer)
+        return _pick(max(runs, key=_saved_at), prefer)
     path = Path(target)
     named = Path(checkpoint_dir) / str(target)
     if not path.exists() and named.is_dir():  # a run name
@@ -63,6 +62,19 @@ def _find(target: str | Path | None, checkpoint_dir: Path, prefer: tuple[str, ..
         raise CheckpointError(f"no checkpoint at {path} (nor a run of that name under "
                               f"{checkpoint_dir}/)")
     return path
+
+
+def _saved_at(run_dir: Path) -> float:
+    """When the run last saved a checkpoint: the newest mtime of its ``*.pt`` files. A file
+    that cannot be read (a dangling link, a permission) is skipped with a warning, so that
+    one broken run folder does not hide every other run from ``latest``."""
+    times = []
+    for f in run_dir.glob("*.pt"):
+        try:
+            times.append(f.stat().st_mtime)
+        except OSError as exc:
+            logger.warning("skipping %s in 'latest': %s", f, exc.strerror or exc)
+    return max(times, default=0.0)
 
 
 def _pick(run_dir: Path, prefer: tuple[str, ...]) -> Path | None:
@@ -107,10 +119,22 @@ def resume_target(target: str, checkpoint_dir: str | Path) -> Path:
             f"with --init-from, or copy it into an empty folder as {LAST} and resume that")
     last = found.parent / LAST
     if found.name != LAST and last.is_file():
-        at, newest = (step_of(load_checkpoint(p)) for p in (found, last))
+        at, newest = step_of(load_checkpoint(found)), _step_if_readable(last)
         if isinstance(at, int) and isinstance(newest, int) and newest > at:
             raise CheckpointError(
                 f"{found} is at step {at} but {last} is at step {newest}; resuming from the "
                 f"older one would overwrite {LAST}. Resume from {last}, or start a new run "
                 f"from {found} with --init-from")
     return found
+
+
+def _step_if_readable(last: Path) -> int | str:
+    """The step of a run's ``last.pt``, or ``?`` (with a warning) when it cannot be read: a
+    torn or damaged ``last.pt`` must not block resuming from ``best.pt``, the way forward
+    its own error names."""
+    try:
+        return step_of(load_checkpoint(last))
+    except CheckpointError as exc:
+        logger.warning("%s cannot be read, so resuming from %s; the resumed run replaces it at "
+                       "its first save (%s)", last, BEST, exc)
+        return "?"

@@ -8,8 +8,10 @@ removes the temporary file and leaves the old file whole. A writer killed outrig
 cannot clean up; its temporary file is removed the next time a file is written in that folder,
 once its process is gone (or a day has passed, for one left by another host).
 
-A file that is a charlm checkpoint is never replaced by anything but a checkpoint, so that
-``--output`` pointed at ``best.pt`` by mistake cannot lose a run.
+A file that is a charlm checkpoint is never replaced by anything but a checkpoint, and no
+output is written into a folder that holds checkpoints (a run folder) except the run's own
+files, so that ``--output`` pointed at ``best.pt`` or ``config.yaml`` by mistake cannot lose a
+run (:func:`refuse_saved_state`).
 """
 
 from __future__ import annotations
@@ -84,6 +86,31 @@ def is_checkpoint(path: Path) -> bool:
         return False
 
 
+def holds_checkpoints(folder: Path) -> bool:
+    """True if ``folder`` (or the folder it resolves to) holds a checkpoint: a run folder."""
+    try:
+        folders = {folder, folder.resolve()}
+    except (OSError, RuntimeError):
+        folders = {folder}
+    return any(is_checkpoint(f) for d in folders if d.is_dir() for f in d.glob("*.pt"))
+
+
+def refuse_saved_state(path: str | os.PathLike, advice: str,
+                       error: type[CharLMError] = OutputError) -> None:
+    """The one rule that keeps outputs off saved runs: refuse ``path`` if it is a checkpoint
+    or lies in a folder that holds checkpoints (the run's ``config.yaml`` included).
+
+    Raises:
+        ``error``: one line naming the path and ``advice``.
+    """
+    path = Path(path)
+    if is_checkpoint(path):
+        raise error(f"{path} is a checkpoint; writing over it would lose the run: {advice}")
+    if holds_checkpoints(path.parent):
+        raise error(f"{path} is inside the run folder {path.parent}, which holds checkpoints; "
+                    f"writing there could lose the run: {advice}")
+
+
 def os_error(exc: BaseException | None) -> OSError | None:
     """The OSError behind ``exc`` (itself, or one it was raised while handling), or None:
     ``torch.save`` reports a failed write as a RuntimeError raised from the OSError."""
@@ -96,8 +123,8 @@ def os_error(exc: BaseException | None) -> OSError | None:
 
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike, *, binary: bool = False, durable: bool = False,
-              checkpoint: bool = False, keep_on_interrupt: bool = False, parents: bool = False,
-              what: str = "", advice: str = "choose another --output",
+              checkpoint: bool = False, run_file: bool = False, keep_on_interrupt: bool = False,
+              parents: bool = False, what: str = "", advice: str = "choose another --output",
               error: type[CharLMError] = OutputError) -> Iterator[IO]:
     """Open ``path`` for writing through a temporary file that replaces it at the end.
 
@@ -108,6 +135,8 @@ def replacing(path: str | os.PathLike, *, binary: bool = False, durable: bool = 
         binary: open in binary mode; otherwise UTF-8 text with LF line endings.
         durable: fsync the file and its folder, so the new file survives a power cut.
         checkpoint: what is written is a checkpoint, which may replace a checkpoint.
+        run_file: what is written is the run's own file (``config.yaml``), which may be
+            written beside its checkpoints.
         keep_on_interrupt: on Ctrl-C, keep what was written so far (a sample being streamed).
         parents: create the folders above ``path`` first.
         what: what the file is, for the error (``checkpoint``).
@@ -115,12 +144,12 @@ def replacing(path: str | os.PathLike, *, binary: bool = False, durable: bool = 
         error: the error class to raise.
     Raises:
         ``error``: one line naming the file, the reason and ``advice``, if the file cannot be
-        written, or if it is a checkpoint and ``checkpoint`` is False; the old file is intact.
+        written; or, unless ``checkpoint`` or ``run_file``, if it is a checkpoint or in a
+        folder that holds checkpoints (:func:`refuse_saved_state`); the old file is intact.
     """
     path = Path(path)
-    if not checkpoint and is_checkpoint(path):
-        raise error(f"{path} is a checkpoint; writing over it would lose the run: "
-                    f"{advice}")
+    if not checkpoint and (not run_file or is_checkpoint(path)):
+        refuse_saved_state(path, advice, error)
     try:
         if parents:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,32 @@ from typing import Callable, Iterator
 logger = logging.getLogger(__name__)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so that a command stopped by
+    ``kill`` or a container's shutdown cleans up exactly as after Ctrl-C."""
+
+    signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt): every command
+    that writes removes its temporary files and keeps what it keeps on Ctrl-C. Training's
+    :func:`stop_on_signals` takes both signals over while it runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def process_alive(pid: int) -> bool:
     """True if a process with this id runs on this machine (ours or another user's)."""
     try:

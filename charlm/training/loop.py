@@ -23,6 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from charlm.config import OptimConfig, TrainConfig
 from charlm.data.layout import TBPTTBatches
+from charlm.evaluation.static import EvaluationStopped
 from charlm.metrics import nats_to_bits
 from charlm.models.lm import CharLM
 from charlm.models.state import Hidden, map_hidden
@@ -208,6 +209,8 @@ class _Loop:
             self.evaluate(self.hooks.on_final_eval)
         elif self.state.last_eval_step != self.state.step:
             self.evaluate()
+        if self.stop:  # a stop during the final evaluation: the run ends as a stopped one
+            return
         self.state.elapsed_s = time.perf_counter() - self.start
         self.state.finished = True
 
@@ -224,8 +227,16 @@ class _Loop:
         self.bar.show(self.state, metrics)
 
     def evaluate(self, hook: Callable[[TrainState], None] | None = None) -> None:
+        """Evaluate; a stop asked for meanwhile abandons it (the next checkpoint does not
+        need it), so that SIGTERM ends the run within a container's grace period."""
         began = time.perf_counter()
-        (hook or self.hooks.on_eval)(self.state)
+        try:
+            (hook or self.hooks.on_eval)(self.state)
+        except EvaluationStopped as exc:
+            logger.warning("step %d: evaluation left unfinished (%s): a stop was asked for",
+                           self.state.step, exc)
+            self.stop = True
+            return
         self.state.last_eval_step = self.state.step
         took = time.perf_counter() - began
         self.reserve_s = self.hooks.final_eval_s(took)

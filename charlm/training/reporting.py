@@ -118,11 +118,13 @@ class Reporter:
         self.gradflow_step = 0  # step of the last gradient-flow log
         self.final: FinalEval | None = None  # set by the evaluation that ends the run
         self.score_s = 0.0  # seconds the last periodic evaluation spent scoring
+        self.should_stop: Callable[[], bool] | None = None  # set by hooks()
         if dist.is_main:
             log_layout(writer)
 
     def hooks(self, should_stop=lambda: False) -> Hooks:
         """The :class:`Hooks` that :func:`~charlm.training.fit` calls."""
+        self.should_stop = should_stop  # asked between evaluation batches too
         return Hooks(on_log=self.on_log, on_eval=self.on_eval,
                      on_checkpoint=self.on_checkpoint, should_stop=should_stop,
                      eval_due=self.watch.eval_due, on_final_eval=self.on_final_eval,
@@ -149,8 +151,9 @@ class Reporter:
         """Score the val split (sets ``state.last_val_loss``), keep the best weights, and
         write the val scalars, gate statistics and a sample; the watch may stop the run."""
         t, began = self.cfg.train, time.perf_counter()
+        stop = None if self.dist.enabled else self.should_stop
         loss, n = evaluate(self.model, self.splits["val"], t.eval_batch_size, t.seq_len,
-                           t.eval_max_chars, dist=self.dist)
+                           t.eval_max_chars, dist=self.dist, stop=stop)
         self.score_s = time.perf_counter() - began
         best = loss < state.best_val_loss
         state.last_val_loss, state.best_val_loss = loss, min(loss, state.best_val_loss)
@@ -175,10 +178,11 @@ class Reporter:
         ``train.eval_max_chars`` sample of the val split, as the periodic ones, to choose
         ``best.pt``, and over the whole val split, as ``charlm eval`` scores it."""
         t, val = self.cfg.train, self.splits["val"]
+        stop = None if self.dist.enabled else self.should_stop
         sample, sample_n = evaluate(self.model, val, t.eval_batch_size, t.seq_len,
-                                    t.eval_max_chars, dist=self.dist)
+                                    t.eval_max_chars, dist=self.dist, stop=stop)
         loss, n = (sample, sample_n) if sample_n == len(val) - 1 else evaluate(
-            self.model, val, t.eval_batch_size, t.seq_len, None, dist=self.dist)
+            self.model, val, t.eval_batch_size, t.seq_len, None, dist=self.dist, stop=stop)
         if sample < state.best_val_loss or state.best_step < 0:  # the final weights are best
             state.best_step, state.best_val_loss, state.evals_since_best = state.step, sample, 0
             if self.dist.is_main:

@@ -248,7 +248,7 @@ def _save_config(cfg: RunConfig, paths: RunPaths) -> None:
     Raises:
         OutputError: if it cannot be written.
     """
-    with replacing(paths.checkpoints / CONFIG_FILE,
+    with replacing(paths.checkpoints / CONFIG_FILE, run_file=True,
                    advice="make room there, or choose another --checkpoint-dir") as fh:
         fh.write(dump_yaml(cfg))
 

@@ -1,10 +1,14 @@
 """Bad input at the command line: one line naming the problem and the fix, a non-zero status,
 no traceback (in-process: a traceback here is an exception that fails the test)."""
 
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import TINY, one_line_error, run_cli
+from helpers import TINY, one_line_error, run_cli, with_device
 
 
 def test_bad_input_is_one_line_without_traceback(tmp_path):
@@ -92,3 +96,24 @@ def test_advice_names_an_option_of_the_command(trained, tmp_path):
         line = one_line_error(run_cli(*command, "--cache-dir", tmp_path / "afile" / "c",
                                       cwd=work), "cannot write the encoded corpus")
         assert "--cache-dir PATH" in line and "--set" not in line
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("args, advice", [
+    (["sample", "base", "--length", 5], "or write a file with --output FILE"),
+    (["eval", "base", "--batch-size", 4], "send it elsewhere (> FILE)"),
+    (["inspect", "base"], "send it elsewhere (> FILE)"),
+])
+def test_a_full_standard_output_says_so(trained, args, advice):
+    """`charlm sample > /dev/full` said "check the paths and folders given", though none
+    were: the error names standard output, and eval's short report (buffered until exit) is
+    reported too, not lost in an exit-time traceback."""
+    work, _, _ = trained
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "charlm", *with_device(args)], cwd=work,
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    result = SimpleNamespace(returncode=proc.returncode, stderr=proc.stderr, stdout="")
+    line = one_line_error(result, "cannot write to standard output: No space left on device",
+                          advice)
+    assert "check the paths" not in line and "Exception ignored" not in proc.stderr

@@ -77,3 +77,24 @@ def test_evaluating_other_or_very_short_text(trained, tmp_path):
     huge = run_ok("eval", "base", "--batch-size", 100000, "--json", cwd=work)
     assert json.loads(huge.stdout)["loss_nats"] == pytest.approx(small["loss_nats"], rel=0.01)
     assert "so that each stream is at least 512 long" in huge.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_long_evaluation_at_once(trained, tmp_path):
+    """SIGTERM during `charlm eval` waited for the whole evaluation (or killed it without a
+    word); now it stops like Ctrl-C, status 143, with no figure printed."""
+    import signal
+
+    from helpers import start_charlm
+
+    work, corpus, _ = trained
+    big = tmp_path / "big.txt"
+    big.write_text(corpus.read_text(encoding="utf-8") * 300, encoding="utf-8")
+    proc = start_charlm("eval", "base", "--data", big, "--split", "train", "--batch-size", 1,
+                        cwd=work)
+    while "corpus" not in (line := proc.stderr.readline()):  # the text is encoded: scoring
+        assert line, "the command ended before it scored anything"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "loss" not in out

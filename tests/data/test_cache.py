@@ -106,3 +106,61 @@ def test_an_encoding_killed_midway_leaves_no_folder_behind(tmp_path, stdlib_text
     (tmp_path / "c.txt").write_text(stdlib_text[:20_000])
     run_ok(*TRAIN, "--data", "c.txt", "--max-steps", 2, cwd=tmp_path)
     assert not stale.exists()
+
+
+@pytest.mark.parametrize("ids_change", ["in range", "out of range"])
+def test_bit_rot_in_cached_ids_is_caught_and_encoded_again(tmp_path, caplog, ids_change):
+    """Bytes that change on disk with the size and mtime unchanged gave an IndexError
+    traceback (ids out of range) or trained silently on other text (ids in range)."""
+    path = tmp_path / "t.txt"
+    path.write_text("hello world, the quick brown fox\n" * 40, encoding="utf-8")
+    first = encode_corpus(str(path), cache_dir=tmp_path / "cache")
+    want = np.array(first.ids)
+    ids_bin = first.folder / "ids.bin"
+    stat = ids_bin.stat()
+    raw = bytearray(ids_bin.read_bytes())
+    raw[100] = (raw[100] + 1) % first.vocab.size if ids_change == "in range" else 250
+    ids_bin.write_bytes(bytes(raw))
+    os.utime(ids_bin, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = encode_corpus(str(path), cache_dir=tmp_path / "cache")
+    assert not again.reused and np.array_equal(np.array(again.ids), want)
+    assert "fails its CRC-32 check" in caplog.text and "--cache-dir" in caplog.text
+
+
+def growing(monkeypatch, path, on_read: int, text: str):
+    """Append ``text`` to ``path`` just after the ``on_read``-th read of it begins (read 1
+    digests the file, 2 scans the vocabulary, 3 writes the ids)."""
+    import charlm.data.cache as cache
+
+    real, reads = cache.file_chunks, []
+
+    def chunks(p, *args, **kw):
+        if p != path:
+            yield from real(p, *args, **kw)
+            return
+        reads.append(p)
+        for i, chunk in enumerate(real(p, 4096)):  # several chunks: the text grows mid-read
+            yield chunk
+            if i == 0 and len(reads) == on_read:
+                with open(path, "a", encoding="utf-8") as fh:
+                    fh.write(text)
+
+    monkeypatch.setattr(cache, "file_chunks", chunks)
+
+
+@pytest.mark.parametrize("on_read, text", [(1, "more text\n"), (2, "hello\n"), (3, "hello\n"),
+                                           (3, "ünïcødé ∑\n")])
+def test_a_corpus_that_changes_while_it_is_encoded_is_refused(tmp_path, monkeypatch, on_read,
+                                                              text):
+    """A corpus growing while it was encoded got "the checkpoint's vocabulary" in a run
+    without a checkpoint, or, grown with known characters, was cached under its old
+    digest; now every pass checks the bytes it read, and nothing is cached."""
+    path = tmp_path / "t.txt"
+    path.write_text("hello world\n" * 20_000, encoding="utf-8")  # several chunks
+    growing(monkeypatch, path, on_read, text)
+    with pytest.raises(DataError) as info:
+        encode_corpus(str(path), cache_dir=tmp_path / "cache")
+    assert "changed while it was being read" in str(info.value)
+    assert "--data" in str(info.value) and "checkpoint" not in str(info.value)
+    cache = tmp_path / "cache"
+    assert not cache.exists() or not [p for p in cache.iterdir() if not p.name.startswith(".")]

@@ -108,3 +108,20 @@ def test_a_sample_of_max_chars_is_spread_over_the_split_not_its_beginning():
     assert n == 16_000 and k == 8 * 16 * 8  # 8 chunks of 8 streams of 16, about 1000
     assert abs(sample - whole) < 0.1 * abs(beginning - whole)
     assert evaluate(model, ids, 8, 16, max_chars=10**6) == (whole, n)
+
+
+def test_a_stop_abandons_an_evaluation_at_the_next_batch():
+    from charlm.evaluation.static import EvaluationStopped
+
+    torch.manual_seed(0)
+    model = CharLM(10, "gru", embedding_size=4, hidden_size=8, num_layers=1)
+    ids = np.random.default_rng(0).integers(0, 10, 5000)
+    asked = []
+
+    def stop():
+        asked.append(1)
+        return len(asked) > 2
+
+    with pytest.raises(EvaluationStopped, match="stopped after 2 of"):
+        evaluate(model, ids, batch_size=4, seq_len=50, warmup=0, stop=stop)
+    assert evaluate(model, ids, 4, 50, warmup=0, stop=lambda: False)[1] == 4999

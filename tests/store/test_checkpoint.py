@@ -139,3 +139,53 @@ def test_a_checkpoint_write_that_fails_mid_file_is_one_line(trained, monkeypatch
     monkeypatch.setattr(torch, "save", full)
     one_line_error(run_cli(*TRAIN, "--data", corpus, "--run-name", "diskfull", "--max-steps", 5,
                            cwd=work), "cannot write checkpoint", "No space left on device")
+
+
+def flip_bytes(path: Path, record_suffix: str, at: int = 40, count: int = 3) -> str:
+    """Flip ``count`` bytes ``at`` bytes into the first zip record whose name ends with
+    ``record_suffix`` (bit rot on disk: the file stays a valid zip); returns its name."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(record_suffix))
+    with path.open("r+b") as fh:
+        fh.seek(info.header_offset + 26)
+        name_len, extra_len = struct.unpack("<HH", fh.read(4))
+        fh.seek(info.header_offset + 30 + name_len + extra_len + at)
+        old = fh.read(count)
+        fh.seek(-count, os.SEEK_CUR)
+        fh.write(bytes(b ^ 0xA5 for b in old))
+    return info.filename
+
+
+@pytest.mark.parametrize("record", ["data/2", "data.pkl"])
+def test_flipped_bytes_in_a_record_are_refused_naming_it_and_the_other_checkpoint(
+        trained, tmp_path, record):
+    """A few changed bytes inside a weight record used to load silently (torch does not
+    check the zip's CRC-32s) and change every sample and score."""
+    work, corpus, run = trained
+    hurt = tmp_path / "hurt"
+    hurt.mkdir()
+    for name in ("best.pt", "last.pt"):
+        (hurt / name).write_bytes((run / name).read_bytes())
+    name = flip_bytes(hurt / "best.pt", record)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(hurt / "best.pt")
+    assert f"its record {name} fails its CRC-32 check" in str(info.value)
+    assert f"use the run's other checkpoint, {hurt / 'last.pt'}" in str(info.value)
+    for args in (["sample", hurt / "best.pt", "--length", 5],
+                 ["score", hurt, "--text", corpus]):
+        one_line_error(run_cli(*args, cwd=work), "fails its CRC-32 check", "last.pt")
+    assert load_checkpoint(hurt / "last.pt")["format_version"] == 1
+
+
+def test_a_torn_checkpoint_names_the_runs_other_one(trained, tmp_path):
+    work, _, run = trained
+    hurt = tmp_path / "hurt"
+    hurt.mkdir()
+    (hurt / "best.pt").write_bytes((run / "best.pt").read_bytes())
+    (hurt / "last.pt").write_bytes((run / "last.pt").read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match=f"use the run's other checkpoint, "
+                                              f"{hurt / 'best.pt'}, instead"):
+        load_checkpoint(hurt / "last.pt")

@@ -64,3 +64,35 @@ def test_gradflow_without_a_checkpoint_measures_fresh_models(runs):
                     "--data", "corpus.txt", "--horizon", 3, "--windows", 1, "-o", "fresh",
                     cwd=work)
     assert "loaded" not in result.stderr and "rnn" in result.stdout
+
+
+def test_a_dangling_link_in_one_run_does_not_hide_the_others_from_latest(runs, tmp_path,
+                                                                         caplog):
+    """One broken ``*.pt`` link in one run folder made ``latest`` fail for every run."""
+    from charlm.store.names import find_checkpoint
+
+    work, base = runs
+    root = tmp_path / "ckpts"
+    shutil.copytree(work / CKPTS, root)
+    (root / "old" / "gone.pt").symlink_to(tmp_path / "nowhere.pt")
+    assert find_checkpoint("latest", root) == root / "base" / "best.pt"
+    assert "skipping" in caplog.text and "gone.pt" in caplog.text
+    result = run_ok("sample", "latest", "--checkpoint-dir", root, "--length", 5, cwd=work)
+    assert f"loaded {root / 'base' / 'best.pt'}" in result.stderr
+
+
+def test_a_torn_last_pt_does_not_block_resuming_from_best_pt(runs, tmp_path):
+    """A torn last.pt blocked --resume RUN/best.pt too, with no way forward named; now the
+    error of --resume RUN names best.pt, and resuming from it works."""
+    from helpers import one_line_error, run_cli
+
+    work, base = runs
+    run = tmp_path / "ckpts" / "torn"
+    shutil.copytree(base, run)
+    (run / "last.pt").write_bytes((base / "last.pt").read_bytes()[:3000])
+    one_line_error(run_cli("train", "--resume", run, "--no-progress", cwd=work),
+                   f"{run / 'last.pt'} is not a readable", f"{run / 'best.pt'}, instead")
+    result = run_ok("train", "--resume", run / "best.pt", "--no-progress", "--max-steps", 25,
+                    cwd=work)
+    assert "cannot be read, so resuming from best.pt" in result.stderr
+    assert load_checkpoint(run / "last.pt")["state"]["step"] == 25

@@ -3,11 +3,15 @@ over, and temporary files of dead writers are cleaned."""
 
 import errno
 import os
+import signal
 import subprocess
 import sys
+import time
 
-from helpers import one_line_error, run_cli
+import pytest
+from helpers import one_line_error, run_cli, start_charlm
 
+from charlm.errors import OutputError
 from charlm.system.files import is_checkpoint, replacing, temporary_name
 
 
@@ -81,3 +85,73 @@ def test_temporary_files_of_dead_writers_are_removed_when_the_folder_is_next_wri
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [mine.name, ".notes.tmp", "c.txt"])
     assert (tmp_path / "c.txt").read_text() == "new\n"
+
+
+def test_no_output_option_writes_into_a_run_folder(trained, tmp_path):
+    """A run's config.yaml or any new file beside its checkpoints is refused, through a link
+    to the folder too, so that no output option can damage a run."""
+    work, corpus, run = trained
+    (tmp_path / "link").symlink_to(run)
+    kept = {p.name: p.read_bytes() for p in run.iterdir()}
+    for args in (["sample", "base", "--length", 5, "-o", run / "config.yaml"],
+                 ["sample", "base", "--length", 5, "-o", tmp_path / "link" / "notes.txt"],
+                 ["score", "base", "--text", corpus, "-o", run / "scores.tsv"],
+                 ["visualize", "base", "--length", 50, "-o", run / "page.html"],
+                 ["gradflow", "base", "--horizon", 5, "--windows", 1, "-o", run],
+                 ["inspect", "base", "--projector", "-o", run]):
+        one_line_error(run_cli(*args, cwd=work), "inside the run folder",
+                       "which holds checkpoints", "choose another --output")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == kept
+
+
+def test_the_runs_own_files_may_be_written_beside_its_checkpoints(trained):
+    work, _, run = trained
+    with replacing(run / ".probe.yaml", run_file=True) as fh:
+        fh.write("ok\n")
+    (run / ".probe.yaml").unlink()
+    with pytest.raises(OutputError, match="is a checkpoint"):
+        with replacing(run / "best.pt", run_file=True) as fh:
+            fh.write("text over the weights")
+
+
+def test_a_run_folder_is_cleaned_of_dead_writers_when_the_run_is_next_used(trained):
+    """A checkpoint save killed outright (SIGKILL) leaves .last.pt.*.tmp; the next run that
+    claims the folder removes it, even one that fails before it saves anything (here on text
+    with characters the run never saw)."""
+    work, _, run = trained
+    other = work / "other.txt"
+    other.write_text("日本語のテキスト\n" * 500, encoding="utf-8")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    left = run / temporary_name(run / "last.pt").name.replace(f"-{os.getpid()}-", f"-{dead}-")
+    left.write_bytes(b"PK\x03\x04" + b"\0" * 4096)
+    one_line_error(run_cli("train", "--resume", "base", "--data", other, "--no-progress",
+                           cwd=work))
+    assert not left.exists()
+    assert not list(run.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["sample", "score"])
+def test_sigterm_stops_a_writing_command_like_ctrl_c(trained, tmp_path, command):
+    """SIGTERM (kill, a container's shutdown) ends a command that writes with 143 and no
+    temporary file left; what sample wrote so far is kept, as on Ctrl-C."""
+    work, corpus, _ = trained
+    out = tmp_path / "out.txt"
+    big = tmp_path / "big.txt"
+    big.write_text(corpus.read_text(encoding="utf-8") * 40, encoding="utf-8")
+    args = (["sample", "base", "--length", 10_000_000, "-o", out] if command == "sample" else
+            ["score", "base", "--text", big, "--per-char", "-o", out])
+    proc = start_charlm(*args, cwd=work)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.txt.*.tmp")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the command never began writing"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err, err
+    assert not list(tmp_path.glob(".*.tmp"))
+    if command == "sample":
+        assert out.stat().st_size > 0

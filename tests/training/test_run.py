@@ -1,6 +1,6 @@
 """One training run end to end: every target used, the right figures at the end."""
 
-from helpers import DEVICE, TINY, TRAIN, run_ok
+from helpers import DEVICE, TINY, TRAIN, run_cli, run_ok
 
 
 def test_an_epoch_of_a_run_counts_every_training_target(tmp_path, stdlib_text):
@@ -38,3 +38,35 @@ def test_a_watch_adds_evaluations_and_stops_the_run_with_its_checkpoints(tmp_pat
     assert result.steps == 13 and result.early_stopped and not result.paused
     last = torch.load(tmp_path / "ck" / "w" / "last.pt", weights_only=True)
     assert last["state"]["step"] == 13 and (tmp_path / "ck" / "w" / "best.pt").is_file()
+
+
+def test_a_stop_during_an_evaluation_ends_it_between_batches_and_saves(tmp_path, stdlib_text,
+                                                                       monkeypatch):
+    """SIGTERM during a long evaluation waited for the whole evaluation (30-57 s measured),
+    past a container's grace period; now the evaluation ends at its next batch, last.pt is
+    saved and the run exits 143, the evaluation left for after the resume."""
+    import os
+    import signal
+
+    import charlm.training.reporting as reporting
+    from charlm.store.checkpoint import load_checkpoint
+
+    real, batches = reporting.evaluate, []
+
+    def evaluate_then_signal(model, *args, stop=None, **kw):
+        def counted_stop():
+            batches.append(1)
+            if len(batches) == 3:  # SIGTERM arrives before the third batch
+                os.kill(os.getpid(), signal.SIGTERM)
+            return stop()
+        return real(model, *args, stop=counted_stop, **kw)
+
+    monkeypatch.setattr(reporting, "evaluate", evaluate_then_signal)
+    (tmp_path / "c.txt").write_text(stdlib_text[:100_000], encoding="utf-8")
+    result = run_cli(*TRAIN, "--data", "c.txt", "--run-name", "r", "--max-steps", 40,
+                     "--set", "train.eval_max_chars=20000", cwd=tmp_path)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert "evaluation left unfinished" in result.stderr
+    assert len(batches) == 3  # the third batch was not scored: the evaluation ended there
+    last = load_checkpoint(tmp_path / "checkpoints" / "r" / "last.pt")
+    assert last["state"]["step"] == 20 and last["state"]["last_eval_step"] != 20
