@@ -9,3 +9,17 @@ The package's folders are its stages, bottom up: :mod:`charlm.config`, :mod:`cha
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``charlm.load`` and ``charlm.train``, imported on first use (docs/api.md), so that
+    ``import charlm`` and ``charlm --help`` stay fast."""
+    if name == "load":
+        from charlm.api.model import load
+
+        return load
+    if name == "train":
+        from charlm.api.train import train
+
+        return train
+    raise AttributeError(f"module 'charlm' has no attribute {name!r}")
