@@ -1,5 +1,5 @@
 """The ``charlm`` command: train, sample, eval, score, inspect, gradflow, visualize, bench,
-tune.
+tune, export.
 
 The only package that reads argv or writes to the terminal. Commands parse, build, call,
 report; torch is imported inside the commands so ``charlm --help`` stays fast. Every
@@ -18,6 +18,7 @@ import click
 from charlm import __version__
 from charlm.cli.bench import bench
 from charlm.cli.eval import eval_
+from charlm.cli.export import export
 from charlm.cli.look import gradflow, inspect, visualize
 from charlm.cli.sample import sample
 from charlm.cli.score import score
@@ -127,5 +128,6 @@ def main(verbose: int, quiet: bool) -> None:
     setup_logging(-1 if quiet else verbose)
 
 
-for _command in (train, sample, eval_, score, inspect, gradflow, visualize, bench, tune):
+for _command in (train, sample, eval_, score, inspect, gradflow, visualize, bench, tune,
+                 export):
     main.add_command(_command)

@@ -9,6 +9,7 @@ import secrets
 import click
 
 from charlm.cli.common import (
+    LiveChoice,
     checkpoint_options,
     h,
     open_model,
@@ -16,6 +17,7 @@ from charlm.cli.common import (
     stream_continuation,
     text_out,
 )
+from charlm.cli.engine import ENGINES, check_engine, sample_onnx
 from charlm.metrics import unit_noun
 
 logger = logging.getLogger(__name__)
@@ -54,20 +56,30 @@ logger = logging.getLogger(__name__)
 @click.option("--interactive", is_flag=True,
               help="Read a prime per line from the terminal and stream each continuation; "
                    "/help lists the commands (/keep, /reset, /temp, /topk, /quit).")
+@click.option("--engine", type=LiveChoice(lambda: ENGINES), default="torch", show_default=True,
+              help="torch, or onnx / onnx-int8: CHECKPOINT is then a folder of 'charlm "
+                   "export' (with --int8 for onnx-int8), run by onnxruntime without torch.")
 @output_option("Write the text to this file (always UTF-8) instead of stdout.")
 def sample(checkpoint, checkpoint_dir, device, length, temperature, top_k, top_p, prime,
            drop_unknown, seed, num_samples, stops, strip_stop, max_lines, beam_width,
-           length_penalty, interactive, output) -> None:
+           length_penalty, interactive, engine, output) -> None:
     """Generate text from CHECKPOINT (a .pt file, a run folder, a run name or 'latest').
 
     Without CHECKPOINT, the best checkpoint of the newest run under checkpoints/ is used. On a
     terminal whose encoding cannot show a character, it is printed as an escape (\\uXXXX);
     --output always writes exact UTF-8.
     """
+    given = click.get_current_context().params
+    check_combinations(given)
+    if engine != "torch":
+        check_engine(engine, given)
+        return sample_onnx(checkpoint, engine, length=length, temperature=temperature,
+                           top_k=top_k, top_p=top_p, prime=prime, drop_unknown=drop_unknown,
+                           seed=seed, num_samples=num_samples, stops=stops,
+                           strip_stop=strip_stop, max_lines=max_lines, output=output)
     from charlm.generation.sampling import check_top_k, prepare_prime
     from charlm.generation.stopping import make_stop_rule
 
-    check_combinations(click.get_current_context().params)
     _, _, model, vocab, cfg, dev = open_model(checkpoint, checkpoint_dir, device)
     s = sample_settings(cfg, length=length, temperature=temperature, top_k=top_k, top_p=top_p)
     check_top_k(s.top_k, vocab.size)

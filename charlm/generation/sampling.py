@@ -18,7 +18,7 @@ from typing import Iterator
 
 import torch
 
-from charlm.errors import ConfigError
+from charlm.generation.limits import check_top_k  # noqa: F401 (its old home)
 from charlm.generation.prime import prime_text
 from charlm.models.lm import CharLM, eval_mode
 from charlm.system.threads import threads_for
@@ -160,17 +160,3 @@ def prepare_prime(vocab, prime: str | None, drop_unknown: bool = False,
     """
     shown, text = prime_text(vocab, prime, drop_unknown, fix)
     return shown, torch.from_numpy(vocab.encode(text).astype("int64"))
-
-
-def check_top_k(top_k: int | None, vocab_size: int, fix: str = "--top-k") -> None:
-    """``top_k`` may not exceed the vocabulary: the one sampling rule the config's ranges
-    cannot hold, since it depends on the model.
-
-    Args:
-        fix: the option that sets it, said in the error.
-    Raises:
-        ConfigError: naming the value, the vocabulary size and ``fix``.
-    """
-    if top_k is not None and top_k > vocab_size:
-        raise ConfigError(f"sample.top_k is {top_k} but the vocabulary has {vocab_size} "
-                          f"entries; lower it with {fix} (at most {vocab_size})")
