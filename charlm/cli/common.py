@@ -86,9 +86,10 @@ def checkpoint_options(many: bool = False, device: str = "auto"):
 
 
 def open_model(checkpoint: str | None, checkpoint_dir: str, device: str = "cpu",
-               prefer: tuple[str, ...] | None = None):
+               prefer: tuple[str, ...] | None = None, check=None):
     """Find, load and rebuild a checkpoint: ``(path, ckpt, model, vocab, config, device)``.
-    The file loaded is logged to stderr."""
+    The file loaded is logged to stderr; ``check(ckpt, path)``, if given, may refuse it
+    before the model is rebuilt."""
     from charlm.store.folders import BEST, LAST
     from charlm.store.names import open_checkpoint
     from charlm.store.restore import restore_model
@@ -96,6 +97,8 @@ def open_model(checkpoint: str | None, checkpoint_dir: str, device: str = "cpu",
 
     dev = resolve_device(device)
     path, ckpt = open_checkpoint(checkpoint, checkpoint_dir, prefer or (BEST, LAST), dev)
+    if check is not None:
+        check(ckpt, path)
     model, vocab, cfg = restore_model(ckpt, dev, source=str(path))
     return path, ckpt, model, vocab, cfg, dev
 

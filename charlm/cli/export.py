@@ -44,7 +44,8 @@ def export(checkpoint, checkpoint_dir, output, int8, no_val, val_chars, web, cac
 
     require_extra()
     check_output(output)
-    _, _, model, vocab, cfg, _ = open_model(checkpoint, checkpoint_dir, "cpu")
+    _, _, model, vocab, cfg, _ = open_model(checkpoint, checkpoint_dir, "cpu",
+                                            check=known_core)
     val = None if no_val else val_split(cfg, vocab, cache_dir,
                                         val_chars or cfg.train.eval_max_chars)
     config = export_model(model, vocab, cfg, output, int8, val, web=web)
@@ -53,6 +54,23 @@ def export(checkpoint, checkpoint_dir, output, int8, no_val, val_chars, web, cac
     click.echo(f"exported {cfg.model.cell} {cfg.model.num_layers} x {cfg.model.hidden_size} "
                f"to {output} ({config['exporter']} exporter"
                + "".join(f", {f}" for f in figures) + ")")
+
+
+def known_core(ckpt: dict, path) -> None:
+    """Refuse, in one line, a checkpoint whose core this charlm's cell table lacks (one made
+    by a newer charlm).
+
+    Raises:
+        CheckpointError: naming the core, the known ones and what to do.
+    """
+    from charlm.config.cells import CELLS
+    from charlm.errors import CheckpointError
+
+    cell = ((ckpt.get("config") or {}).get("model") or {}).get("cell")
+    if isinstance(cell, str) and cell not in CELLS:
+        raise CheckpointError(f"{path} holds a '{cell}' core, which this charlm does not know "
+                              f"(it knows {', '.join(CELLS)}): it was made by a newer charlm; "
+                              f"upgrade charlm, or name another CHECKPOINT")
 
 
 def require_extra() -> None:
