@@ -73,7 +73,7 @@ def dump_dom(url, profile):
     return subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
 
 
-# exports, npm-installs and starts a browser (~30 s on one core): with the slow tests
+# exports, npm-installs and starts a browser (15 s and more on one core): with the slow tests
 @pytest.mark.slow
 def test_the_page_greedy_text_equals_charlm_sample(trained, tmp_path):
     if CHROMIUM is None:
