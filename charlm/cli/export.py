@@ -29,8 +29,11 @@ EXTRA = ("onnx", "onnxruntime", "onnxscript", "safetensors")
 @click.option("--val-chars", type=click.IntRange(min=2), default=None,
               help=h("Score at most this many characters of the val split.",
                      "the checkpoint's train.eval_max_chars, else the whole split"))
+@click.option("--web", is_flag=True,
+              help="Also write index.html, sampler.js and package.json: a page that samples "
+                   "in the browser with onnxruntime-web (npm install, then serve the folder).")
 @cache_option
-def export(checkpoint, checkpoint_dir, output, int8, no_val, val_chars, cache_dir) -> None:
+def export(checkpoint, checkpoint_dir, output, int8, no_val, val_chars, web, cache_dir) -> None:
     """Export CHECKPOINT (a .pt file, a run folder, a run name or 'latest') to --output DIR:
     model.onnx (one step, state in and out), vocab.json, config.json, model.safetensors and a
     README.md; needs the onnx extra (pip install 'charlm[onnx]').
@@ -45,7 +48,7 @@ def export(checkpoint, checkpoint_dir, output, int8, no_val, val_chars, cache_di
                                             check=known_core)
     val = None if no_val else val_split(cfg, vocab, cache_dir,
                                         val_chars or cfg.train.eval_max_chars)
-    config = export_model(model, vocab, cfg, output, int8, val)
+    config = export_model(model, vocab, cfg, output, int8, val, web=web)
     figures = [f"{key} {config[key]:.4f}" for key in ("val_bpc", "val_bpc_int8")
                if config.get(key) is not None]
     click.echo(f"exported {cfg.model.cell} {cfg.model.num_layers} x {cfg.model.hidden_size} "

@@ -47,7 +47,7 @@ def check_output(output: str | Path, option: str = "--output") -> Path:
 
 
 def export_model(model: CharLM, vocab, cfg: RunConfig, output: str | Path, int8: bool = False,
-                 val_ids=None, option: str = "--output") -> dict[str, Any]:
+                 val_ids=None, option: str = "--output", web: bool = False) -> dict[str, Any]:
     """Write the export folder of a restored model.
 
     Args:
@@ -58,6 +58,7 @@ def export_model(model: CharLM, vocab, cfg: RunConfig, output: str | Path, int8:
         int8: also write ``model.int8.onnx`` (onnxruntime's dynamic int8 quantization).
         val_ids: (N,) encoded val split; when given, the fp32 (and int8) graphs' loss on it
             is measured (:func:`charlm.engine.scoring.score_ids`) and recorded.
+        web: also write the page that samples in the browser (:mod:`charlm.export.web`).
     Returns:
         the folder's ``config.json`` as a dict.
     Raises:
@@ -69,6 +70,9 @@ def export_model(model: CharLM, vocab, cfg: RunConfig, output: str | Path, int8:
     work.mkdir(parents=True)
     try:
         config = _write(model.cpu().eval(), vocab, cfg, work, int8, val_ids)
+        if web:
+            from charlm.export.web import write_web
+            write_web(work)
         if final.is_dir():
             final.rmdir()  # empty (checked above)
         os.replace(work, final)
