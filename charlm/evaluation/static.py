@@ -59,8 +59,7 @@ def evaluate(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int,
             than its beginning's; None (or a ``max_chars`` that covers the split) scores all.
         warmup: characters of context read before each stream (0 starts streams from zeros).
         dist: this process's place in a distributed job.
-        stop: asked between batches; True abandons the evaluation (single process only: the
-            ranks of a distributed job must all reach the final sum).
+        stop: asked between batches; True abandons it (one process only: all ranks sum).
     Returns:
         ``(loss_nats, num_chars)``: mean nats/char and how many targets were scored.
     Raises:
