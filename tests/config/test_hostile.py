@@ -97,3 +97,4 @@ def test_cli_refuses_hostile_config_in_one_line(tmp_path, corpus_file):
     one_line_error(train("--encoding", "base64"), "--encoding")
     one_line_error(train("--hidden-size", 10**20), "model.hidden_size")
     assert not (tmp_path / "checkpoints").exists()  # no run folder for a run never started
+
