@@ -53,6 +53,11 @@ class OutputError(CharLMError):
     checkpoint); the message names the path and the option to change."""
 
 
+class ResourceError(CharLMError, MemoryError):
+    """The machine ran out of memory (CPU or GPU) for the sizes asked; the message names the
+    sizes and the options that lower them."""
+
+
 class NumericalError(CharLMError):
     """Training produced non-finite losses or gradients too many steps in a row."""
 

@@ -26,6 +26,7 @@ from charlm.store.folders import BEST, CONFIG_FILE, LAST, RunPaths, claim_run
 from charlm.system.device import resolve_device
 from charlm.system.distributed import SINGLE, Dist, init_from_env, shutdown
 from charlm.system.files import replacing
+from charlm.system.memory import allocation_guard
 from charlm.system.process import stop_on_signals
 from charlm.system.rng import restore_rng, seed_everything
 from charlm.system.tensorboard import open_writer
@@ -91,8 +92,14 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
                                   dist)
             if resume and not allow_corpus_change:
                 check_same_corpus(resume, corpus, cfg.data.corpus)
-            state = _train(cfg, corpus, paths, start, resume is not None, device, rows, dist,
-                           watch)
+            m, t = cfg.model, cfg.train
+            with allocation_guard(f"training on {device}",
+                                  f"batch_size {t.batch_size}, seq_len {t.seq_len}, hidden_size "
+                                  f"{m.hidden_size}, num_layers {m.num_layers}",
+                                  "lower --batch-size, --seq-len, --hidden-size or "
+                                  "--num-layers"):
+                state = _train(cfg, corpus, paths, start, resume is not None, device, rows,
+                               dist, watch)
         clean = True
     except Interrupted:
         clean = True
