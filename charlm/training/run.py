@@ -92,12 +92,7 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
                                   dist)
             if resume and not allow_corpus_change:
                 check_same_corpus(resume, corpus, cfg.data.corpus)
-            m, t = cfg.model, cfg.train
-            with allocation_guard(f"training on {device}",
-                                  f"batch_size {t.batch_size}, seq_len {t.seq_len}, hidden_size "
-                                  f"{m.hidden_size}, num_layers {m.num_layers}",
-                                  "lower --batch-size, --seq-len, --hidden-size or "
-                                  "--num-layers"):
+            with _memory_guard(cfg, device):
                 state = _train(cfg, corpus, paths, start, resume is not None, device, rows,
                                dist, watch)
         clean = True
@@ -114,6 +109,15 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
                        paused=not state.finished, main=dist.is_main, unit=cfg.data.unit,
                        session_s=state.elapsed_s - began, early_stopped=state.early_stopped,
                        best_step=state.best_step)
+
+
+def _memory_guard(cfg: RunConfig, device: torch.device):
+    """:func:`allocation_guard` for training ``cfg`` on ``device``, naming its sizes."""
+    m, t = cfg.model, cfg.train
+    return allocation_guard(f"training on {device}",
+                            f"batch_size {t.batch_size}, seq_len {t.seq_len}, hidden_size "
+                            f"{m.hidden_size}, num_layers {m.num_layers}",
+                            "lower --batch-size, --seq-len, --hidden-size or --num-layers")
 
 
 def _build(cfg: RunConfig, vocab, start: dict | None, device: torch.device, dist: Dist):
