@@ -6,6 +6,24 @@ that refused the input; the message names the problem and an option that fixes i
 """
 
 
+MAX_QUOTED = 60  # characters of a value quoted in a message
+
+
+def shorten(value: object, limit: int = MAX_QUOTED) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (``'aaa...' (10000002 characters)``),
+    so that a message quoting a hostile value stays one short line. Every message that quotes
+    a value given by the user or read from a file uses it."""
+    if isinstance(value, (list, dict, tuple, set)) and len(value) > 8:
+        return f"<a {type(value).__name__} of {len(value)} items>"
+    try:
+        quoted = repr(value)
+    except (RecursionError, ValueError):  # ValueError: an int past repr's digit limit
+        return f"<a {type(value).__name__}>"
+    if len(quoted) <= limit:
+        return quoted
+    return f"{quoted[:limit]}... ({len(quoted)} characters)"
+
+
 class CharLMError(Exception):
     """A user-facing error: its message names the problem and the fix."""
 
@@ -33,6 +51,11 @@ class OptionError(CharLMError, ValueError):
 class OutputError(CharLMError):
     """A file or folder the command was asked to write cannot be written (or would replace a
     checkpoint); the message names the path and the option to change."""
+
+
+class ResourceError(CharLMError, MemoryError):
+    """The machine ran out of memory (CPU or GPU) for the sizes asked; the message names the
+    sizes and the options that lower them."""
 
 
 class NumericalError(CharLMError):

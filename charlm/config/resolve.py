@@ -12,8 +12,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import codecs
 import math
+import os
 import re
+import stat
 import typing
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -21,7 +24,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from charlm.config.schema import SECTIONS, RunConfig, choices_of, keys
-from charlm.errors import ConfigError
+from charlm.errors import ConfigError, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,8 @@ _RUN_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]+$")
 # Names Windows cannot create as files or folders, with any extension (CON.txt too).
 _WINDOWS_RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])(\..*)?$", re.IGNORECASE)
 MAX_RUN_NAME = 100  # characters; suffixes and file names are added to it
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few hundred bytes; a megabyte can only be a mistake
+MAX_YAML_DEPTH = 16  # a config is two levels deep; deeper nesting can only be a mistake
 
 
 def _closest(name: str, options: Iterable[str]) -> str:
@@ -47,7 +52,7 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
         if optional:
             return None
         raise ConfigError(f"{key} ({source}) must not be empty; expected {base.__name__}")
-    bad = ConfigError(f"{key} ({source}) must be {base.__name__}, got {value!r} "
+    bad = ConfigError(f"{key} ({source}) must be {base.__name__}, got {shorten(value)} "
                       f"of type {type(value).__name__}")
     if base is bool:
         if isinstance(value, bool):
@@ -83,14 +88,14 @@ def _check_range(key: str, value: Any, meta: Mapping[str, Any], source: str) -> 
         return
     choices = choices_of(meta)
     if choices and value not in choices:
-        raise ConfigError(f"{key} ({source}) is {value!r}; choose one of "
+        raise ConfigError(f"{key} ({source}) is {shorten(value)}; choose one of "
                           f"{', '.join(choices)}{_closest(str(value), choices)}")
     lo, hi = meta["lo"], meta["hi"]
     if lo is not None and (value < lo or (meta["lo_open"] and value == lo)):
         op = ">" if meta["lo_open"] else ">="
-        raise ConfigError(f"{key} ({source}) is {value}; it must be {op} {lo if isinstance(lo, int) else f'{lo:g}'}")
+        raise ConfigError(f"{key} ({source}) is {shorten(value)}; it must be {op} {lo if isinstance(lo, int) else f'{lo:g}'}")
     if hi is not None and value > hi:
-        raise ConfigError(f"{key} ({source}) is {value}; it must be <= {hi if isinstance(hi, int) else f'{hi:g}'}")
+        raise ConfigError(f"{key} ({source}) is {shorten(value)}; it must be <= {hi if isinstance(hi, int) else f'{hi:g}'}")
 
 
 def _apply(cfg: RunConfig, key: str, value: Any, source: str) -> RunConfig:
@@ -135,9 +140,36 @@ class _DuplicateKey(yaml.YAMLError):
         self.key, self.first, self.second = key, first, second
 
 
+class _Refused(yaml.YAMLError):
+    """YAML that is valid but that a config never needs: an alias, or nesting past a bound."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's SafeLoader, except that a key given twice in one mapping is an error (YAML
-    1.2 requires unique keys; PyYAML keeps the last one silently)."""
+    1.2 requires unique keys; PyYAML keeps the last one silently), an alias (``*name``) is
+    refused (a config never needs one, and a few hundred bytes of nested aliases expand to
+    gigabytes), and nesting deeper than :data:`MAX_YAML_DEPTH` is refused before the
+    recursive composer and constructor could raise ``RecursionError``."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(f"it uses an alias (*{event.anchor[:40]}); write the value out "
+                           f"instead", event.start_mark)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise _Refused(f"it nests deeper than {MAX_YAML_DEPTH} levels",
+                           self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
@@ -150,25 +182,56 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _read_bounded(path: Path) -> str:
+    """The text of a config file, read only if it is a regular file of at most
+    :data:`MAX_CONFIG_BYTES` (``/dev/zero``, a FIFO or a huge file is refused unread).
+
+    Raises:
+        ConfigError: if the file is missing, unreadable, not a regular file, too large, or
+            not UTF-8.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below)
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigError(f"config file {path} is not a regular file (a device, pipe "
+                                  f"or socket); give --config a YAML file")
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes; a "
+                          f"config is a few hundred bytes: give --config a YAML config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; give a YAML file") from None
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file as flat dotted keys.
 
     Raises:
-        ConfigError: if the file is missing, unreadable, not YAML, or not a mapping.
+        ConfigError: if the file is missing, unreadable, not a regular file, larger than
+            :data:`MAX_CONFIG_BYTES`, not YAML, uses an alias, nests deeper than
+            :data:`MAX_YAML_DEPTH`, or is not a mapping.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text; give a YAML file") from None
+    text = _read_bounded(path)
     try:
         tree = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except _DuplicateKey as exc:
         raise ConfigError(f"config file {path} gives {exc.key!r} twice (lines {exc.first} and "
                           f"{exc.second}); the second would silently replace the first: merge "
                           f"them") from None
+    except _Refused as exc:
+        mark = exc.problem_mark
+        raise ConfigError(f"config file {path} is refused at line {mark.line + 1}, column "
+                          f"{mark.column + 1}: {exc.problem}") from None
+    except ValueError:  # PyYAML's int() of a number past Python's 4300-digit limit
+        raise ConfigError(f"config file {path} holds a number thousands of digits long; "
+                          f"no config key takes one") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -192,11 +255,15 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
     for item in items:
         key, eq, raw = item.partition("=")
         if not eq or "." not in key:
-            raise ConfigError(f"--set {item!r} must look like section.key=value, "
+            raise ConfigError(f"--set {shorten(item)} must look like section.key=value, "
                               f"for example --set model.hidden_size=512")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
+            out[key.strip()] = (yaml.load(raw, Loader=_UniqueKeyLoader)  # noqa: S506
+                                if raw.strip() else None)
+        except _Refused as exc:
+            raise ConfigError(f"--set {shorten(key)}: the value is refused: "
+                              f"{exc.problem}") from None
+        except (yaml.YAMLError, ValueError):  # ValueError: an int past Python's digit limit
             out[key.strip()] = raw
     return out
 
@@ -259,6 +326,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.optim.min_lr > cfg.optim.lr:
         raise ConfigError(f"optim.min_lr ({cfg.optim.min_lr:g}) is above optim.lr "
                           f"({cfg.optim.lr:g}); the decay goes down to min_lr")
+    _check_encoding(cfg.data.encoding)
     t = cfg.train
     if t.run_name is not None:
         _check_run_name(t.run_name)
@@ -266,6 +334,21 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("no stopping rule: set train.max_steps, train.max_epochs or "
                           "train.max_time (e.g. --max-time 300)")
     return cfg
+
+
+def _check_encoding(name: str) -> None:
+    """Refuse an encoding Python does not know, or one that is no text encoding (base64, hex,
+    zlib, rot13 pass ``codecs.lookup`` but map bytes to bytes or str to str)."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        raise ConfigError(f"data.encoding is {shorten(name)}, which Python does not know; "
+                          f"pass --encoding with a text encoding such as utf-8 or "
+                          f"latin-1") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ConfigError(f"data.encoding is {shorten(name)}, which is not a text encoding "
+                          f"(it maps bytes to bytes or text to text); pass --encoding with a "
+                          f"text encoding such as utf-8 or latin-1")
 
 
 def _check_run_name(name: str) -> None:

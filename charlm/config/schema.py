@@ -16,6 +16,14 @@ from charlm.config.cells import cell_names
 
 Choices = Union[Iterable[str], Callable[[], Iterable[str]], None]
 
+# Maxima where a larger value can only be a mistake (a typo, a digit too many): the largest
+# character-level RNNs published are a few thousand units wide and a few dozen layers deep.
+# Values below them can still be too large for the machine; the size estimate refuses those.
+MAX_WIDTH = 65_536      # hidden_size, embedding_size
+MAX_LAYERS = 1_024      # num_layers
+MAX_STREAMS = 1 << 20   # batch_size, eval_batch_size
+MAX_SEQ_LEN = 1 << 24   # seq_len (characters per stream per step)
+
 
 def _field(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
            lo_open: bool = False, choices: Choices = None, flag: str | None = None) -> Any:
@@ -64,9 +72,12 @@ class ModelConfig:
     """Embedding -> recurrent core -> dropout -> linear decoder (see charlm.models)."""
 
     cell: str = _field("lstm", "recurrent core", choices=cell_names, flag="--cell")
-    embedding_size: int = _field(64, "character embedding size E", lo=1)
-    hidden_size: int = _field(256, "hidden units per layer H", lo=1, flag="--hidden-size")
-    num_layers: int = _field(2, "stacked recurrent layers L", lo=1, flag="--num-layers")
+    embedding_size: int = _field(64, "character embedding size E", lo=1,
+                                 hi=MAX_WIDTH)
+    hidden_size: int = _field(256, "hidden units per layer H", lo=1, hi=MAX_WIDTH,
+                              flag="--hidden-size")
+    num_layers: int = _field(2, "stacked recurrent layers L", lo=1, hi=MAX_LAYERS,
+                             flag="--num-layers")
     dropout: float = _field(0.0, "dropout between layers and before the decoder", lo=0.0,
                             hi=0.99, flag="--dropout")
 
@@ -92,8 +103,10 @@ class OptimConfig:
 class TrainConfig:
     """Truncated BPTT loop: batch layout, stopping, evaluation, checkpoints and logging."""
 
-    batch_size: int = _field(32, "parallel streams B", lo=1, flag="--batch-size")
+    batch_size: int = _field(32, "parallel streams B", lo=1, hi=MAX_STREAMS,
+                             flag="--batch-size")
     seq_len: int = _field(64, "BPTT length T (characters per step per stream)", lo=1,
+                          hi=MAX_SEQ_LEN,
                           flag="--seq-len")
     max_steps: Optional[int] = _field(None, "stop after this many optimizer steps", lo=1,
                                       flag="--max-steps")
@@ -109,7 +122,7 @@ class TrainConfig:
     eval_max_chars: int = _field(50_000, "val characters per periodic evaluation (spread "
                                  "over the split; the run's last evaluation scores all "
                                  "of it)", lo=1)
-    eval_batch_size: int = _field(64, "streams during evaluation", lo=1)
+    eval_batch_size: int = _field(64, "streams during evaluation", lo=1, hi=MAX_STREAMS)
     patience: int = _field(5, "evaluations without a new best val loss before a warning that "
                            "val stopped improving (overfitting); 0 never warns", lo=0)
     early_stop: bool = _field(False, "stop the run when that warning comes (best.pt keeps "

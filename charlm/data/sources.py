@@ -20,6 +20,7 @@ import codecs
 import itertools
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 NAMED_CORPORA = ("pystdlib", *DOWNLOADS)
 CHUNK_BYTES = 16 << 20  # read and encode 16 MiB at a time
+_SURROGATE = re.compile("[\ud800-\udfff]")  # lone surrogates: see charlm.data.vocab.is_surrogate
 SHOW_SKIPPED = 20  # skipped paths of a corpus folder named one by one; -v names the rest
 
 
@@ -107,6 +109,10 @@ def iter_decoded(chunks: Iterable[bytes], name: str, encoding: str = "utf-8",
         carry_cr = raw is not None and text.endswith("\r")  # may pair with a next "\n"
         if carry_cr:
             text = text[:-1]
+        if _SURROGATE.search(text):
+            raise DataError(f"{name} decoded with {encoding} yields a lone surrogate "
+                            f"(U+{ord(_SURROGATE.search(text)[0]):04X}), which is no character; "
+                            f"pass --encoding with another text encoding (data.encoding)")
         if text:
             yield normalize_newlines(text)
 

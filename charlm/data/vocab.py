@@ -31,7 +31,7 @@ class Vocab:
     Python strings index code points.
 
     Raises:
-        ValueError: if ``chars`` is empty or not sorted and unique.
+        ValueError: if ``chars`` is empty, not sorted and unique, or holds a lone surrogate.
     """
 
     unit = "char"
@@ -39,6 +39,10 @@ class Vocab:
     def __init__(self, chars: str) -> None:
         if not chars or list(chars) != sorted(set(chars)):
             raise ValueError("a Vocab needs a non-empty string of sorted, unique characters")
+        lone = [c for c in chars if is_surrogate(c)]
+        if lone:
+            raise ValueError(f"it holds lone surrogates {format_chars(lone, 4)}, which are no "
+                             f"characters and cannot be written as text")
         self.chars = chars
         self._index = {c: i for i, c in enumerate(chars)}
 
@@ -175,6 +179,12 @@ def vocab_from_payload(payload) -> "Vocab | ByteVocab":
     if isinstance(payload, str):
         return Vocab(payload)
     raise ValueError(f"unrecognised vocabulary entry of type {type(payload).__name__}")
+
+
+def is_surrogate(char: str) -> bool:
+    """Whether ``char`` is a lone UTF-16 surrogate (U+D800..U+DFFF): a code point that some
+    codecs yield (utf-7, surrogateescape) but that no text file can hold."""
+    return 0xD800 <= ord(char) <= 0xDFFF
 
 
 def format_chars(chars: list[str], limit: int = 20) -> str:

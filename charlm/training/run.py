@@ -28,6 +28,7 @@ from charlm.store.folders import BEST, CONFIG_FILE, LAST, RunPaths, claim_run
 from charlm.system.device import resolve_device
 from charlm.system.distributed import SINGLE, Dist, init_from_env, shutdown
 from charlm.system.files import replacing
+from charlm.system.memory import allocation_guard
 from charlm.system.process import stop_on_signals
 from charlm.system.rng import restore_rng, seed_everything
 from charlm.system.tensorboard import open_writer
@@ -103,8 +104,9 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
             start = resume or init
             if resume and not allow_corpus_change:
                 check_same_corpus(resume, corpus, cfg.data.corpus)
-            state, final = _train(cfg, corpus, paths, start, resume is not None, device,
-                                  rows, dist, watch)
+            with _memory_guard(cfg, device):
+                state, final = _train(cfg, corpus, paths, start, resume is not None, device,
+                                      rows, dist, watch)
         clean = True
     except Interrupted:
         clean = True
@@ -146,6 +148,15 @@ def _init_data(cfg: RunConfig, init: dict, grow: bool, dist: Dist) -> tuple[Corp
                 "%.3f (the lowest old bias - ln %d), so they start rare; the optimizer starts "
                 "afresh", old.size, corpus.vocab.size, format_chars(added), bias, old.size)
     return corpus, {**init, "model": model, "vocab": corpus.vocab.to_payload()}
+
+
+def _memory_guard(cfg: RunConfig, device: torch.device):
+    """:func:`allocation_guard` for training ``cfg`` on ``device``, naming its sizes."""
+    m, t = cfg.model, cfg.train
+    return allocation_guard(f"training on {device}",
+                            f"batch_size {t.batch_size}, seq_len {t.seq_len}, hidden_size "
+                            f"{m.hidden_size}, num_layers {m.num_layers}",
+                            "lower --batch-size, --seq-len, --hidden-size or --num-layers")
 
 
 def _build(cfg: RunConfig, vocab, start: dict | None, device: torch.device, dist: Dist):

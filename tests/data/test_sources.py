@@ -176,3 +176,11 @@ def test_symbolic_links_in_a_corpus_folder_are_logged(tmp_path, stdlib_text):
     assert "linked (a link to a folder, not followed)" in result.stderr
     assert "dangling.txt (a link whose target is missing)" in result.stderr
     assert "encoded 2 files" in result.stderr          # a.txt and the link to a file
+
+
+def test_codec_that_yields_lone_surrogates_is_one_data_error(tmp_path):
+    from charlm.data.sources import iter_decoded
+    from charlm.errors import DataError
+    with pytest.raises(DataError, match="lone surrogate .U\\+D800.*--encoding"):
+        list(iter_decoded([b"ab+2AA-cd"], "s.txt", encoding="utf-7"))
+

@@ -74,3 +74,9 @@ def test_byte_vocab_round_trips_any_text_in_any_pieces(text, cuts):
     bounds = [0, *sorted(c for c in cuts if c < len(ids)), len(ids)]
     streamed = "".join(decode(ids[a:b].tolist()) for a, b in zip(bounds, bounds[1:]))
     assert streamed + decode([], True) == text
+
+
+def test_vocabulary_holding_a_lone_surrogate_is_refused():
+    from charlm.data.vocab import Vocab
+    with pytest.raises(ValueError, match="lone surrogates"):
+        Vocab("ab\ud800")
