@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 SHARED=../shared/data/tinyshakespeare.txt
 DATA=${DATA:-$([ -f "$SHARED" ] && echo "$SHARED" || echo tinyshakespeare)}
 CONFIG=${CONFIG:-configs/shakespeare-2x256.yaml}  # the base every trial starts from
-SPACE=${SPACE:-configs/tune-shakespeare.yaml}     # its tune: section, the search space
+SPACE=${SPACE:-configs/tune/shakespeare.yaml}     # its tune: section, the search space
 TRIAL_TIME=${TRIAL_TIME:-180}
 MAX_TIME=${MAX_TIME:-10800}
 CELLS=${CELLS:-"lstm mingru"}

@@ -82,8 +82,7 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
             recorded (otherwise refused).
         grow_vocab: with ``init``, add the characters of the corpus that its vocabulary
             lacks (otherwise refused), as :mod:`charlm.models.growth` says.
-        watch: who else watches the evaluations, and may add some or stop the run early
-            (a tune trial); the default adds none and never stops.
+        watch: who else watches the evaluations (a tune trial: it may add some, or stop).
     Raises:
         CharLMError: for bad data, devices or output folders (before anything is trained).
         Interrupted: after SIGINT or SIGTERM, once ``last.pt`` is saved.

@@ -25,6 +25,17 @@ def test_shipped_configs_load(name):
     assert cfg.model.cell in CELLS
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "tune").glob("*.yaml")))
+def test_shipped_tune_spaces_build(name):
+    optuna = pytest.importorskip("optuna")  # noqa: F841 (the space's params are Optuna's)
+    from charlm.tune.section import build_space, read_sections
+
+    space = build_space(build_config(CONFIGS / "shakespeare-2x256.yaml"),
+                        read_sections([CONFIGS / "tune" / f"{name}.yaml"]), [], "lstm", 180,
+                        1_000_000)
+    assert {p.key for p in space.params} >= {"model.hidden_size", "optim.lr"}
+
+
 def test_precedence_defaults_yaml_set_option(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("model:\n  hidden_size: 100\n  num_layers: 3\noptim:\n  lr: 1e-3\n")
