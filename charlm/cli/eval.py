@@ -64,18 +64,33 @@ def eval_(checkpoint, checkpoint_dir, device, data, split, batch_size, encoding,
                    f"data.val_frac {d.val_frac:g} leave too little for it; evaluate another "
                    f"--split, or longer text with --data")
     start = time.perf_counter()
-    if dynamic is None:
-        loss, n = evaluate(model, ids, batch_size or cfg.train.eval_batch_size, cfg.train.seq_len)
-        protocol = {"protocol": "static"}
-    else:
-        from charlm.evaluation.dynamic import dynamic_evaluate
+    streams = batch_size or cfg.train.eval_batch_size
+    with eval_guard(cfg, streams, dynamic):
+        if dynamic is None:
+            loss, n = evaluate(model, ids, streams, cfg.train.seq_len)
+            protocol = {"protocol": "static"}
+        else:
+            from charlm.evaluation.dynamic import dynamic_evaluate
 
-        found = dynamic_evaluate(model, ids, dynamic, train_ids=loaded.splits["train"])
-        loss, n = found.loss_nats, found.chars
-        protocol = {"protocol": "dynamic", "dynamic": dynamic.to_dict()}
+            found = dynamic_evaluate(model, ids, dynamic, train_ids=loaded.splits["train"])
+            loss, n = found.loss_nats, found.chars
+            protocol = {"protocol": "dynamic", "dynamic": dynamic.to_dict()}
     report({"checkpoint": str(path), "corpus": corpus, "split": split, "chars": n,
             "unit": cfg.data.unit, "loss_nats": loss, **protocol,
             "elapsed_s": round(time.perf_counter() - start, 3)}, as_json)
+
+
+def eval_guard(cfg, streams: int, dynamic):
+    """:func:`~charlm.system.memory.allocation_guard` for an evaluation: an allocation failure
+    is one line naming its sizes and the option that lowers them."""
+    from charlm.system.memory import allocation_guard
+
+    H = cfg.model.hidden_size
+    if dynamic is None:
+        return allocation_guard("evaluating", f"batch_size {streams}, seq_len "
+                                f"{cfg.train.seq_len}, hidden_size {H}", "lower --batch-size")
+    return allocation_guard("evaluating dynamically", f"seq_len {dynamic.seq_len}, hidden_size "
+                            f"{H}", "lower --dynamic-seq-len")
 
 
 def dynamic_settings(dynamic: bool, method, lr, decay, seq_len, batch_size):

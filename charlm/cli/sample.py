@@ -18,6 +18,7 @@ from charlm.cli.common import (
     text_out,
 )
 from charlm.cli.engine import ENGINES, check_engine, sample_onnx
+from charlm.config.schema import MAX_BEAM_WIDTH, MAX_SAMPLES
 from charlm.metrics import unit_noun
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 @click.option("--drop-unknown", is_flag=True,
               help="Drop priming characters the model never saw instead of stopping.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help=h("", "random"))
-@click.option("--num-samples", type=click.IntRange(min=1), default=1,
+@click.option("--num-samples", type=click.IntRange(1, MAX_SAMPLES), default=1,
               help="Samples generated together; each stops on its own.")
 @click.option("--stop", "stops", multiple=True, metavar="STRING",
               help="End a sample right after the first occurrence of STRING in its "
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 @click.option("--strip-stop", is_flag=True, help="Leave the stop string out of the output.")
 @click.option("--max-lines", type=click.IntRange(min=1), default=None,
               help=h("End a sample after N newlines of its continuation.", "no limit"))
-@click.option("--beam-width", type=click.IntRange(min=1), default=None,
+@click.option("--beam-width", type=click.IntRange(1, MAX_BEAM_WIDTH), default=None,
               help=h("Beam search with W beams (1 is greedy): the most probable text instead "
                      "of a random one; --num-samples N <= W prints the N best with their "
                      "log-probabilities.", "off (sample)"))
@@ -86,7 +87,8 @@ def sample(checkpoint, checkpoint_dir, device, length, temperature, top_k, top_p
     rule = make_stop_rule(vocab, stops, max_lines)
     if beam_width:
         shown, prime_ids = prepare_prime(vocab, prime, drop_unknown)
-        with text_out(output) as out:
+        with sized(cfg, vocab, dev, beam_width, s.length, "--beam-width"), \
+                text_out(output) as out:
             return write_beams(out, model, shown, prime_ids.to(dev), s.length, beam_width,
                                num_samples, length_penalty or 0.0, rule, strip_stop, vocab)
     picks = dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
@@ -97,7 +99,7 @@ def sample(checkpoint, checkpoint_dir, device, length, temperature, top_k, top_p
         return run_session(Session(model, vocab, cfg, dev, s.length, rule, strip_stop,
                                    drop_unknown, picks))
     shown, prime_ids = prepare_prime(vocab, prime, drop_unknown)
-    with text_out(output) as out:
+    with sized(cfg, vocab, dev, num_samples, s.length, "--num-samples"), text_out(output) as out:
         write_samples(out, model, shown, prime_ids.to(dev), s.length, num_samples, picks, rule,
                       strip_stop, vocab)
 
@@ -110,6 +112,27 @@ def sample_settings(cfg, **given):
     options = {f"sample.{key}": value for key, value in given.items()}
     flags = {f"sample.{key}": f"--{key.replace('_', '-')}" for key in given}
     return build_config(options=options, base=cfg, flags=flags).sample
+
+
+def sized(cfg, vocab, dev, rows: int, length: int, option: str):
+    """Refuse sampling (or a beam search) whose buffers cannot fit in ``dev``'s memory
+    (:func:`~charlm.models.size.generation_bytes`), and guard it against allocation failures:
+    both one line naming the bytes or sizes, ``option`` and ``--length``.
+
+    Args:
+        rows: samples generated together, or beams; a lone sample streams, keeping no ids.
+    Raises:
+        ResourceError: before anything is allocated, or when an allocation fails.
+    """
+    from charlm.models.size import generation_bytes
+    from charlm.system.memory import allocation_guard, check_fits
+
+    kept = length if rows > 1 or option == "--beam-width" else 0
+    what = f"{option[2:].replace('-', '_')} {rows}, length {length}"
+    fix = f"lower {option} or --length"
+    check_fits(generation_bytes(cfg.model, vocab.size, rows, kept), f"sampling ({what})", dev,
+               fix)
+    return allocation_guard("sampling", f"{what}, hidden_size {cfg.model.hidden_size}", fix)
 
 
 def check_combinations(given: dict) -> None:

@@ -35,12 +35,16 @@ def score(checkpoint, checkpoint_dir, device, text_file, per_char, encoding, as_
     from charlm.evaluation.static import surprisal
     from charlm.generation.sampling import prepare_prime
     from charlm.metrics import LN2, bits_unit, loss_unit, nats_to_bits, perplexity
+    from charlm.system.memory import allocation_guard
 
     if per_char and as_json:
         raise OptionError("--per-char prints a table and --json one object: choose one")
     path, _, model, vocab, cfg, dev = open_model(checkpoint, checkpoint_dir, device)
     ids = read_ids(Path(text_file), vocab, encoding or cfg.data.encoding, cfg.data.errors)
-    nats = surprisal(model, ids.to(dev), prepare_prime(vocab, None)[1].to(dev)).double().cpu()
+    with allocation_guard("scoring", f"{len(ids):,} {vocab.unit}s of --text, hidden_size "
+                          f"{cfg.model.hidden_size}", "score a shorter --text"):
+        nats = surprisal(model, ids.to(dev), prepare_prime(vocab, None)[1].to(dev)
+                         ).double().cpu()
     loss, unit = nats.mean().item(), vocab.unit
     result = {"checkpoint": str(path), "text": text_file, "chars": len(nats), "unit": unit,
               "loss_nats": loss, "bpc": nats_to_bits(loss), "perplexity": perplexity(loss)}

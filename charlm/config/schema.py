@@ -23,6 +23,9 @@ MAX_WIDTH = 65_536      # hidden_size, embedding_size
 MAX_LAYERS = 1_024      # num_layers
 MAX_STREAMS = 1 << 20   # batch_size, eval_batch_size
 MAX_SEQ_LEN = 1 << 24   # seq_len (characters per stream per step)
+MAX_SAMPLES = 1 << 16   # charlm sample --num-samples (samples generated together)
+MAX_BEAM_WIDTH = 1 << 12  # charlm sample --beam-width (past a few hundred, no gain is known)
+MAX_LENGTH = 1 << 30    # sample.length, --length (characters generated)
 
 
 def _field(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
@@ -161,7 +164,7 @@ class TrainConfig:
 class SampleConfig:
     """Defaults for ``charlm sample`` and the samples logged during training."""
 
-    length: int = _field(500, "characters to generate", lo=0)
+    length: int = _field(500, "characters to generate", lo=0, hi=MAX_LENGTH)
     temperature: float = _field(0.8, "softmax temperature; 0 is greedy", lo=0.0)
     top_k: Optional[int] = _field(None, "keep only the k most likely characters", lo=1)
     top_p: Optional[float] = _field(None, "nucleus sampling mass", lo=0.0, hi=1.0, lo_open=True)

@@ -15,8 +15,9 @@ TensorBoard events. A run claims its checkpoint folder before it reads any data:
 Temporary files that a writer killed mid-save left in the folder (``.last.pt.*.tmp``, the size
 of a checkpoint) are removed as soon as the run holds the lock, before the first step.
 
-The lock is removed when the run ends, however it ends; a fresh folder that the run leaves
-without anything in it (bad data, say) is removed too.
+The lock is removed when the run ends, however it ends; a new run that fails before its first
+checkpoint removes its ``config.yaml`` and TensorBoard events, and a fresh folder left without
+anything in it (bad data, out of memory) is removed too.
 """
 
 from __future__ import annotations
@@ -97,15 +98,31 @@ def _claimed(cfg: RunConfig, resume_dir: Path | None) -> Iterator[RunPaths]:
     paths = _paths(folder.name, folder, cfg.train.log_dir)
     lock = _lock(folder, paths.name, resumed=resume_dir is not None)
     clean_dead_writers(folder)
+    failed = True
     try:
         _prepare_logs(paths, resume_dir is not None)
         yield paths
+        failed = False
     finally:
+        if failed and resume_dir is None:
+            _forget_unstarted(paths)
         lock.unlink(missing_ok=True)
         if fresh and not any(folder.iterdir()):  # a run that failed before writing anything
             folder.rmdir()
             with contextlib.suppress(OSError):  # its TensorBoard folder too, if still empty
                 paths.logs.rmdir()
+
+
+def _forget_unstarted(paths: RunPaths) -> None:
+    """After a new run failed before its first checkpoint (out of memory at its first step,
+    say), remove what it wrote, its ``config.yaml`` and TensorBoard events, so that no folder
+    of a run that never started is left behind; a run with a checkpoint keeps everything."""
+    if any((paths.checkpoints / f).exists() for f in CHECKPOINT_FILES):
+        return
+    with contextlib.suppress(OSError):
+        (paths.checkpoints / CONFIG_FILE).unlink(missing_ok=True)
+        for events in paths.logs.glob("events.out.tfevents.*"):  # older runs' are aside
+            events.unlink()
 
 
 def _paths(name: str, checkpoints: Path, log_dir: str) -> RunPaths:

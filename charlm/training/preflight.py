@@ -2,7 +2,9 @@
 its corpus loaded and checked against the batch layout and the options that depend on it, the
 corpus of a resumed run compared with the checkpoint's, and each rank's streams.
 
-Everything here raises before anything is trained or written but ``config.yaml``.
+Everything here raises before anything is trained or written but ``config.yaml`` (which a run
+that fails before its first checkpoint removes again); :func:`check_memory` runs before the run
+folder is even claimed.
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ from charlm.data.corpus import Corpus, load_corpus
 from charlm.data.layout import check_trainable
 from charlm.data.named import DOWNLOADS
 from charlm.data.sources import canonical_spec
-from charlm.data.vocab import ByteVocab, Vocab, format_chars, grown_vocab
+from charlm.data.vocab import (
+    ByteVocab,
+    Vocab,
+    format_chars,
+    grown_vocab,
+    vocab_from_payload,
+)
 from charlm.errors import ConfigError, DataError, DistributedError
 from charlm.evaluation.static import scorable
 from charlm.generation.sampling import check_top_k
+from charlm.models.size import training_bytes
 from charlm.system.device import cpu_has_bf16
 from charlm.system.distributed import SINGLE, Dist
+from charlm.system.memory import check_fits
 
 logger = logging.getLogger(__name__)
 
@@ -154,3 +164,29 @@ def check_precision(cfg: RunConfig, device) -> None:
         raise ConfigError("train.precision bf16: this CPU has no bfloat16 kernels for the LSTM "
                           "(oneDNN needs AVX-512 BF16 or AMX); use --set train.precision=fp32, "
                           "another --cell, or a GPU")
+
+
+def check_memory(cfg: RunConfig, device, vocab_size: int, dist: Dist = SINGLE) -> None:
+    """Refuse a run whose training step cannot fit in the memory ``device`` has left, before
+    the model is built (:func:`~charlm.models.size.training_bytes` against
+    :func:`~charlm.system.memory.available_bytes`).
+
+    Args:
+        vocab_size: V, or a lower bound of it before the corpus is read
+            (:func:`least_vocab_size`).
+    Raises:
+        ResourceError: one line naming the bytes and --hidden-size, --batch-size, --seq-len.
+    """
+    m, t = cfg.model, cfg.train
+    streams = -(-t.batch_size // dist.world_size)  # this process's share
+    check_fits(training_bytes(cfg, vocab_size, streams),
+               f"training a {m.cell} of {m.num_layers} x {m.hidden_size} (hidden_size "
+               f"{m.hidden_size}, batch_size {t.batch_size}, seq_len {t.seq_len})", device,
+               "lower --hidden-size, --batch-size, --seq-len or --num-layers")
+
+
+def least_vocab_size(cfg: RunConfig, start: dict | None) -> int:
+    """V as known before the corpus is read: a checkpoint's, 256 for a byte model, else 1."""
+    if start is not None:
+        return vocab_from_payload(start["vocab"]).size
+    return 256 if cfg.data.unit == "byte" else 1

@@ -34,9 +34,11 @@ from charlm.system.rng import restore_rng, seed_everything
 from charlm.system.tensorboard import open_writer
 from charlm.training.loop import TrainState, fit
 from charlm.training.preflight import (
+    check_memory,
     check_precision,
     check_same_corpus,
     finalize_config,
+    least_vocab_size,
     prepare_data,
     prepare_init_data,
     rows_of,
@@ -90,6 +92,7 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
     """
     dist, device = init_from_env(resolve_device(cfg.train.device))
     check_precision(cfg, device)
+    check_memory(cfg, device, least_vocab_size(cfg, resume or init), dist)  # before the claim
     clean = False  # every rank got to the end (or to a stop they agreed on)
     try:
         with claim_run(finalize_config(cfg, dist), resume_dir if resume else None,
@@ -103,6 +106,7 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
             start = resume or init
             if resume and not allow_corpus_change:
                 check_same_corpus(resume, corpus, cfg.data.corpus)
+            check_memory(cfg, device, corpus.vocab.size, dist)
             with _memory_guard(cfg, device):
                 state, final = _train(cfg, corpus, paths, start, resume is not None, device,
                                       rows, dist, watch)
