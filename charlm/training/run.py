@@ -80,10 +80,8 @@ def train_run(cfg: RunConfig, resume: dict | None = None, resume_dir: Path | Non
     Args:
         resume: a loaded checkpoint to continue exactly (its folder is ``resume_dir``).
         init: a loaded checkpoint whose weights and vocabulary start a new run (fine-tuning).
-        allow_corpus_change: resume even if the corpus differs from the one the checkpoint
-            recorded (otherwise refused).
-        grow_vocab: with ``init``, add the characters of the corpus that its vocabulary
-            lacks (otherwise refused), as :mod:`charlm.models.growth` says.
+        allow_corpus_change: resume even if the corpus differs from the checkpoint's.
+        grow_vocab: with ``init``, add the corpus's new characters (:mod:`~charlm.models.growth`).
         watch: who else watches the evaluations (a tune trial: it may add some, or stop).
     Raises:
         CharLMError: for bad data, devices or output folders (before anything is trained).
