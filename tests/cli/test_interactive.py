@@ -4,6 +4,7 @@ reset), and once through a real pseudo-terminal (readline, Ctrl-D, Ctrl-C) as a 
 import os
 import select
 import sys
+import signal
 import time
 
 import pytest
@@ -95,6 +96,7 @@ def session(work, run, *keys: bytes) -> tuple[int, bytes]:
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: the terminal is its controlling terminal, so Ctrl-C signals it
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # as a shell starts it (see below)
         os.chdir(work)
         os.execv(sys.executable, [sys.executable, "-m", "charlm", "sample", str(run),
                                   "--interactive", "--length", str(N), "--seed", "1"])
@@ -124,6 +126,9 @@ def test_ctrl_c_mid_continuation_ends_cleanly(trained):
     work, _, run = trained
     pid, fd = pty.fork()
     if pid == 0:
+        # a process started with SIGINT ignored keeps ignoring it (Python then installs no
+        # KeyboardInterrupt), and a pytest-xdist worker may hand that on: start as a shell does
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.chdir(work)
         os.execv(sys.executable, [sys.executable, "-m", "charlm", "sample", str(run),
                                   "--interactive", "--length", str(10**7)])
