@@ -65,7 +65,8 @@ def sample_onnx(folder: str, engine: str, *, length, temperature, top_k, top_p, 
 
 def write_rows(out, steps, shown: str, num_samples: int, rule, strip: bool, vocab) -> None:
     """One sample streams as its ids come; several are written when all have ended, a blank
-    line between them (as :func:`charlm.cli.sample.write_samples`)."""
+    line between them (both engines' samples: ``steps`` yields a (num_samples,) id row per
+    step)."""
     from charlm.generation.stopping import continuations
 
     if num_samples == 1:

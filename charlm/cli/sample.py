@@ -14,10 +14,9 @@ from charlm.cli.common import (
     h,
     open_model,
     output_option,
-    stream_continuation,
     text_out,
 )
-from charlm.cli.engine import ENGINES, check_engine, sample_onnx
+from charlm.cli.engine import ENGINES, check_engine, sample_onnx, write_rows
 from charlm.config.schema import MAX_BEAM_WIDTH, MAX_SAMPLES
 from charlm.metrics import unit_noun
 
@@ -188,15 +187,9 @@ def write_samples(out, model, shown: str, prime_ids, length: int, num_samples: i
     """Sample and write: one sample streams as it comes; several are generated together
     and written when all have ended, a blank line between them."""
     from charlm.generation.sampling import generate
-    from charlm.generation.stopping import continuations
 
     steps = generate(model, prime_ids, length, num_samples, **picks)
-    if num_samples == 1:
-        return stream_continuation(out, shown, (int(ids[0]) for ids in steps), vocab, rule,
-                                   strip)
-    for i, row in enumerate(continuations(steps, num_samples, rule, strip)):
-        text = shown + vocab.decode(row)
-        out.write(("\n" if i else "") + text + ("" if text.endswith("\n") else "\n"))
+    write_rows(out, steps, shown, num_samples, rule, strip, vocab)
 
 
 def write_beams(out, model, shown: str, prime_ids, length: int, width: int, count: int,
