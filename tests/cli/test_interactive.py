@@ -103,6 +103,12 @@ def session(work, run, *keys: bytes) -> tuple[int, bytes]:
     shown = read_until(fd, PROMPT)
     for key in keys:
         os.write(fd, key)
+        if key == b"\x03":  # a Ctrl-C typed before readline has taken the terminal can be
+            for _ in range(10):  # lost, as a user's would be: press it again, as they would
+                ready, _, _ = select.select([fd], [], [], 3.0)
+                if ready:
+                    break
+                os.write(fd, key)
         shown += read_until(fd, PROMPT if key.endswith(b"\n") else b"\n")
     shown += read_until(fd, None)  # to the end
     _, status = os.waitpid(pid, 0)
