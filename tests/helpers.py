@@ -121,6 +121,19 @@ def charlm(*args, cwd, check=True, env=None, **popen):
     return proc
 
 
+def peak_memory_kib(*args, cwd) -> int:
+    """Peak resident memory (KiB) of one ``python -m charlm ARGS`` process, which must
+    succeed: measured by a fresh parent whose only child it is (``RUSAGE_CHILDREN``)."""
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+             "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    proc = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "charlm",
+                           *map(str, with_device(args))], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, f"charlm {args} failed:\n{proc.stderr}"
+    return int(proc.stdout)
+
+
 def start_charlm(*args, cwd):
     """Start ``python -m charlm ARGS`` in the background; return the Popen."""
     return subprocess.Popen([sys.executable, "-m", "charlm", *with_device(args)], cwd=cwd,

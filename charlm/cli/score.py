@@ -3,6 +3,7 @@ character (no training code)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from charlm.cli.common import checkpoint_options, h, open_model, output_option, 
 @click.command()
 @checkpoint_options()
 @click.option("--text", "text_file", required=True,
-              type=click.Path(exists=True, dir_okay=False),
-              help="The text file to score (read as the model's corpus was: its encoding, "
-                   "LF line endings; a byte model reads its bytes).")
+              type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="The text file to score, or - for standard input (read as the model's "
+                   "corpus was: its encoding, LF line endings; a byte model reads its bytes). "
+                   "It is read in pieces: any length scores in the same memory.")
 @click.option("--per-char", is_flag=True,
               help="Print a TSV of each character's surprisal (offset, char, nats, bits); "
                    "the summary goes to stderr.")
@@ -31,66 +33,64 @@ def score(checkpoint, checkpoint_dir, device, text_file, per_char, encoding, as_
     the state carried through the whole text: a character's surprisal is -ln p of it given
     all the text before it. High surprisal marks the parts of a text the model finds odd.
     """
-    from charlm.errors import OptionError
-    from charlm.evaluation.static import surprisal
-    from charlm.generation.sampling import prepare_prime
-    from charlm.metrics import LN2, bits_unit, loss_unit, nats_to_bits, perplexity
+    import torch
+
+    from charlm.data.sources import text_ids
+    from charlm.errors import DataError, OptionError
+    from charlm.metrics import bits_unit, loss_unit, nats_to_bits, perplexity
     from charlm.system.memory import allocation_guard
 
     if per_char and as_json:
         raise OptionError("--per-char prints a table and --json one object: choose one")
     path, _, model, vocab, cfg, dev = open_model(checkpoint, checkpoint_dir, device)
-    ids = read_ids(Path(text_file), vocab, encoding or cfg.data.encoding, cfg.data.errors)
-    with allocation_guard("scoring", f"{len(ids):,} {vocab.unit}s of --text, hidden_size "
-                          f"{cfg.model.hidden_size}", "score a shorter --text"):
-        nats = surprisal(model, ids.to(dev), prepare_prime(vocab, None)[1].to(dev)
-                         ).double().cpu()
-    loss, unit = nats.mean().item(), vocab.unit
-    result = {"checkpoint": str(path), "text": text_file, "chars": len(nats), "unit": unit,
+    source = None if text_file == "-" else Path(text_file)
+    pieces = (torch.from_numpy(ids).to(dev) for ids in text_ids(
+        source, vocab, encoding or cfg.data.encoding, cfg.data.errors, f"--text {text_file}"))
+    first = next(pieces, None)
+    if first is None:
+        raise DataError(f"--text {text_file} is empty; give a file with text to score")
+    unit = vocab.unit
+    with allocation_guard("scoring", f"--text {text_file} in 2048-{unit} chunks, hidden_size "
+                          f"{cfg.model.hidden_size}", "free memory, or score on another "
+                          "device with --device"), \
+            text_out(output if per_char else None) as out:
+        nats_sum, count = score_pieces(model, vocab, itertools.chain([first], pieces),
+                                       out if per_char else None)
+    loss = nats_sum / count
+    result = {"checkpoint": str(path), "text": text_file, "chars": count, "unit": unit,
               "loss_nats": loss, "bpc": nats_to_bits(loss), "perplexity": perplexity(loss)}
     line = (f"{text_file}: loss {loss:.4f} {loss_unit(unit)}, {result['bpc']:.4f} "
-            f"{bits_unit(unit)}, perplexity {result['perplexity']:.3f} over {len(nats):,} "
+            f"{bits_unit(unit)}, perplexity {result['perplexity']:.3f} over {count:,} "
             f"{unit}s ({path})")
-    with text_out(output) as out:
-        if per_char:
-            out.write(f"offset\t{unit}\tnats\tbits\n")
-            for i, (token, n) in enumerate(zip(ids.tolist(), nats.tolist())):
-                out.write(f"{i}\t{shown(vocab, token)}\t{n:.4f}\t{n / LN2:.4f}\n")
-            click.echo(line, err=True)
-        else:
+    if per_char:
+        click.echo(line, err=True)
+    else:
+        with text_out(output) as out:
             out.write((json.dumps(result) if as_json else line) + "\n")
 
 
-def read_ids(path: Path, vocab, encoding: str = "utf-8", errors: str = "strict"):
-    """(N,) int64 ids of a text file, read as the model's corpus was.
+def score_pieces(model, vocab, pieces, table=None) -> tuple[float, int]:
+    """Score a text that comes in (n,) id tensors, the state carried from a newline, and
+    write each character's row of the TSV to ``table`` (a text file) if given.
 
-    Raises:
-        DataError: if it cannot be read or decoded, is empty, or holds characters the model
-            never saw (listed).
+    Returns:
+        ``(nats, count)``: the total surprisal in nats and the characters scored.
     """
-    import torch
+    from charlm.evaluation.static import surprisals
+    from charlm.generation.sampling import prepare_prime
+    from charlm.metrics import LN2
 
-    from charlm.data.sources import read_text_file
-    from charlm.data.vocab import format_chars
-    from charlm.errors import DataError
-
-    if vocab.unit == "byte":
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise DataError(f"cannot read --text {path}: {exc.strerror or exc}") from None
-        ids = list(raw)
-    else:
-        text = read_text_file(path, encoding, errors)
-        unknown = vocab.unknown(text)
-        if unknown:
-            raise DataError(f"--text {path} has {len(unknown)} character(s) the model never "
-                            f"saw: {format_chars(unknown)}; a model cannot score them: remove "
-                            f"them from the text")
-        ids = vocab.encode(text).astype("int64")
-    if not len(ids):
-        raise DataError(f"--text {path} is empty; give a file with text to score")
-    return torch.as_tensor(ids, dtype=torch.int64)
+    total, count = 0.0, 0
+    if table is not None:
+        table.write(f"offset\t{vocab.unit}\tnats\tbits\n")
+    context = prepare_prime(vocab, None)[1].to(next(model.parameters()).device)
+    for ids, nats in surprisals(model, pieces, context):
+        nats = nats.double().cpu()
+        if table is not None:
+            table.writelines(f"{count + i}\t{shown(vocab, token)}\t{n:.4f}\t{n / LN2:.4f}\n"
+                             for i, (token, n) in enumerate(zip(ids.tolist(), nats.tolist())))
+        total, count = total + nats.sum().item(), count + len(nats)
+    return total, count
 
 
 def shown(vocab, token: int) -> str:

@@ -17,15 +17,20 @@ and lone CR line endings become LF.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import itertools
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
+
 from charlm.data.named import DOWNLOADS, corpus_file
 from charlm.data.pystdlib import pystdlib_files
+from charlm.data.vocab import format_chars
 from charlm.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -117,18 +122,62 @@ def iter_decoded(chunks: Iterable[bytes], name: str, encoding: str = "utf-8",
             yield normalize_newlines(text)
 
 
-def file_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """The bytes of ``path`` in pieces of ``chunk_bytes``.
+def file_chunks(path: Path | None, chunk_bytes: int = CHUNK_BYTES, name: str | None = None
+                ) -> Iterator[bytes]:
+    """The bytes of ``path`` (None: standard input) in pieces of ``chunk_bytes``.
 
     Raises:
-        DataError: if the file cannot be read.
+        DataError: if the file cannot be read (naming ``name``, by default the path).
     """
+    name = name or ("standard input" if path is None else str(path))
     try:
-        with path.open("rb") as fh:
+        with (contextlib.nullcontext(sys.stdin.buffer) if path is None
+              else path.open("rb")) as fh:
             while chunk := fh.read(chunk_bytes):
                 yield chunk
     except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot read {name}: {exc.strerror or exc}") from None
+
+
+def text_ids(path: Path | None, vocab, encoding: str = "utf-8", errors: str = "strict",
+             name: str | None = None, chunk_bytes: int = 1 << 20) -> Iterator[np.ndarray]:
+    """The ids of a text file (None: standard input) piece by piece, read as the model's
+    corpus was (:func:`iter_decoded`; a byte model reads the raw bytes): memory does not
+    grow with the text, so a pipe that never ends is read in constant memory.
+
+    A regular file is first read once for characters outside ``vocab``, so that they are
+    all refused before any work is done; a pipe is refused at the first piece holding one.
+
+    Yields:
+        (n,) int64 ids, ``n >= 1``, in order.
+    Raises:
+        DataError: if it cannot be read or decoded, or holds characters the model never saw
+            (listed), naming ``name`` (by default the path).
+    """
+    name = name or ("standard input" if path is None else str(path))
+    if vocab.unit == "byte":
+        for raw in file_chunks(path, chunk_bytes, name):
+            yield np.frombuffer(raw, np.uint8).astype(np.int64)
+        return
+
+    def pieces():
+        return iter_decoded(file_chunks(path, chunk_bytes, name), name, encoding, errors)
+    if path is not None and path.is_file():
+        unknown = sorted({c for text in pieces() for c in vocab.unknown(text)})
+        _refuse_unknown(unknown, name, "")
+    offset = 0
+    for text in pieces():
+        _refuse_unknown(vocab.unknown(text), name, f" (the first within characters "
+                                                   f"{offset:,}-{offset + len(text):,})")
+        yield vocab.encode(text).astype(np.int64)
+        offset += len(text)
+
+
+def _refuse_unknown(unknown: list[str], name: str, where: str) -> None:
+    if unknown:
+        raise DataError(f"{name} has {len(unknown)} character(s) the model never saw: "
+                        f"{format_chars(unknown)}{where}; a model cannot score them: remove "
+                        f"them from the text")
 
 
 def read_text_file(path: Path, encoding: str = "utf-8", errors: str = "strict") -> str:

@@ -56,7 +56,7 @@ def generate(model: OnnxModel, prime_ids: np.ndarray, length: int, num_samples: 
              rng: np.random.Generator | None = None, state: State | None = None
              ) -> Iterator[np.ndarray]:
     """Yield ``length`` new ids for ``num_samples`` samples drawn together, one graph step
-    each (the prime read once, step by step).
+    each (the prime read once, step by step, at batch 1 from a zero state).
 
     Args:
         prime_ids: (T0,) ids of the priming text, T0 >= 1 (the same for every sample).
@@ -64,9 +64,12 @@ def generate(model: OnnxModel, prime_ids: np.ndarray, length: int, num_samples: 
     Yields:
         (B,) int64 ids of the next character of each sample.
     """
-    B = num_samples
-    rows = np.broadcast_to(np.asarray(prime_ids, np.int64), (B, len(prime_ids)))
-    logits, state = model.feed(rows, state or model.zero_state(B))
+    B, prime_ids = num_samples, np.asarray(prime_ids, np.int64)
+    if state is None:       # every sample reads the same prime: read it once, copy its state
+        logits, state = model.feed(prime_ids[None], model.zero_state(1))
+        logits, state = np.repeat(logits, B, 0), [np.repeat(s, B, axis=1) for s in state]
+    else:
+        logits, state = model.feed(np.broadcast_to(prime_ids, (B, len(prime_ids))), state)
     for i in range(length):
         ids = pick_next(logits, temperature, top_k, top_p, rng)
         yield ids

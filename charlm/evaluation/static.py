@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -142,13 +142,10 @@ def _warm_state(model: CharLM, batches: TBPTTBatches, warmup: int) -> Hidden | N
     return map_hidden(hidden, lambda h: torch.cat([torch.zeros_like(h[:, :1]), h[:, 1:]], 1))
 
 
-@torch.inference_mode()
 def surprisal(model: CharLM, ids: torch.Tensor, context: torch.Tensor, chunk: int = 2048
               ) -> torch.Tensor:
-    """Each character's surprisal ``-ln p(x_t | context, x_<t)``, read as one stream.
-
-    The ``context`` (a newline, say) is read first, from a zero state, so that the first
-    character of ``ids`` is scored too; the state is carried through ``ids`` in chunks.
+    """Each character's surprisal ``-ln p(x_t | context, x_<t)``, read as one stream
+    (:func:`surprisals` over one piece).
 
     Args:
         ids: (N,) int64 ids to score, on the model's device.
@@ -157,11 +154,33 @@ def surprisal(model: CharLM, ids: torch.Tensor, context: torch.Tensor, chunk: in
     Returns:
         (N,) float32 nats of each character of ``ids``; :mod:`charlm.metrics` converts.
     """
-    text = torch.cat([context, ids])                    # (T0 + N,)
-    x, y = text[:-1].unsqueeze(0), text[1:].unsqueeze(0)  # (1, T0 + N - 1)
-    out, hidden = [], None
-    with eval_mode(model):
-        for i in range(0, x.shape[1], chunk):
-            logits, hidden = model(x[:, i:i + chunk], hidden)  # (1, T', V)
-            out.append(loss_fn(logits, y[:, i:i + chunk], reduction="none"))
-    return torch.cat(out)[len(context) - 1:]
+    return torch.cat([nats for _, nats in surprisals(model, [ids], context, chunk)])
+
+
+def surprisals(model: CharLM, pieces: Iterable[torch.Tensor], context: torch.Tensor,
+               chunk: int = 2048) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Each character's surprisal ``-ln p(x_t | context, x_<t)`` of a text that comes in
+    pieces, the state carried across them: memory is bounded by ``chunk``, however long the
+    text (a 1 GB file is scored in what one chunk needs).
+
+    The ``context`` (a newline, say) is read first, from a zero state, so that the first
+    character of the text is scored too.
+
+    Args:
+        pieces: (N_i,) int64 ids, the text in order, on the model's device; empty ones skipped.
+        context: (T0,) int64 ids read before them (not scored), T0 >= 1.
+        chunk: characters per forward pass (memory, not the result).
+    Yields:
+        ``(ids, nats)``: (n,) int64 ids of the next ``n <= chunk`` characters and their (n,)
+        float32 nats; :mod:`charlm.metrics` converts.
+    """
+    hidden, last = None, context[-1:]
+    with eval_mode(model), torch.inference_mode():
+        if len(context) > 1:
+            _, hidden = model.read(context[:-1].unsqueeze(0))
+        for piece in pieces:
+            for i in range(0, len(piece), chunk):
+                y = piece[i:i + chunk]                                    # (n,)
+                logits, hidden = model(torch.cat([last, y[:-1]]).unsqueeze(0), hidden)
+                last = y[-1:]
+                yield y, loss_fn(logits, y.unsqueeze(0), reduction="none")  # (n,) nats

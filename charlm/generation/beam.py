@@ -91,8 +91,8 @@ def beam_search(model: CharLM, prime_ids: torch.Tensor, length: int, beam_width:
 def _search(model: CharLM, prime_ids: torch.Tensor, length: int, width: int, alpha: float,
             rule: StopRule | None) -> list[Beam]:
     """One beam search of width W: the finished beams and the W live at the end."""
-    logits, hidden = model(prime_ids.unsqueeze(0))                # (1, T0, V)
-    logp = torch.log_softmax(logits[:, -1].double(), dim=-1)      # (K=1, V)
+    logits, hidden = model.read(prime_ids.unsqueeze(0))          # (1, V), in chunks
+    logp = torch.log_softmax(logits.double(), dim=-1)             # (K=1, V)
     live, finished = [((), 0.0)], []
     for t in range(length):
         live, rows, done = _extend(live, logp, width, rule, alpha)

@@ -1,9 +1,9 @@
 """Sampling: temperature, top-k and nucleus (top-p) draws with a carried state.
 
-The priming text runs through the model once; after that each new character costs one
-:meth:`~charlm.models.CharLM.step` with the carried hidden state (O(1) work per character,
-never a re-run of the prefix). Several samples are generated together as one batch, and
-each ends on its own (:mod:`charlm.generation.stopping`).
+The priming text runs through the model once (in chunks, at batch 1); after that each new
+character costs one :meth:`~charlm.models.CharLM.step` with the carried hidden state (O(1)
+work per character, never a re-run of the prefix). Several samples are generated together as
+one batch, and each ends on its own (:mod:`charlm.generation.stopping`).
 
 Shape legend: B samples, T time steps, V vocab size.
 
@@ -21,6 +21,7 @@ import torch
 from charlm.generation.limits import check_top_k  # noqa: F401 (its old home)
 from charlm.generation.prime import prime_text
 from charlm.models.lm import CharLM, eval_mode
+from charlm.models.state import map_hidden
 from charlm.system.threads import threads_for
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def pick_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None 
 class Sampler:
     """B samples drawn one character at a time, the hidden state carried between calls.
 
-    Text given to :meth:`feed` runs through the model in one forward pass; each :meth:`draw`
+    Text given to :meth:`feed` runs through the model once, in chunks; each :meth:`draw`
     then costs one :meth:`~charlm.models.CharLM.step`. The character just drawn is read
     lazily, by the next :meth:`draw` or :meth:`feed`: ``n`` draws make ``n - 1`` steps, and
     the state can still be continued with more text afterwards (an interactive session).
@@ -90,11 +91,21 @@ class Sampler:
     @torch.inference_mode()
     def feed(self, ids: torch.Tensor) -> None:
         """Read ``ids``, (T,) int64 with T >= 1, on the model's device (the same text for
-        every sample) on top of the state."""
+        every sample) on top of the state.
+
+        From a fresh state the text is read once, at batch 1, and its state copied to the B
+        rows; on top of drawn text each row reads it. Either way in chunks
+        (:meth:`~charlm.models.CharLM.read`): memory does not grow with T.
+        """
         self._read_pending()
-        logits, self.hidden = self.model(ids.unsqueeze(0).expand(self.num_samples, -1),
-                                         self.hidden)              # (B, T, V)
-        self.logits = logits[:, -1]                                # (B, V)
+        if self.hidden is None:
+            logits, hidden = self.model.read(ids.unsqueeze(0))             # (1, V)
+            B = self.num_samples
+            self.logits = logits.expand(B, -1)                             # (B, V)
+            self.hidden = map_hidden(hidden, lambda h: h.expand(-1, B, -1).contiguous())
+        else:
+            self.logits, self.hidden = self.model.read(
+                ids.unsqueeze(0).expand(self.num_samples, -1), self.hidden)  # (B, V)
 
     @torch.inference_mode()
     def draw(self) -> torch.Tensor:

@@ -26,6 +26,9 @@ from charlm.models.state import Hidden
 
 logger = logging.getLogger(__name__)
 
+READ_CHUNK = 2048
+"""Characters per pass when :meth:`CharLM.read` reads a long text."""
+
 
 def core_class(spec: CellSpec) -> type[nn.Module]:
     """The module class a cell table entry names (``module:Class``)."""
@@ -89,6 +92,27 @@ class CharLM(nn.Module):
         x = self.embedding(ids.unsqueeze(1))[:, 0]            # (B, E)
         out, hidden = self.core.step(x, hidden)               # (B, H)
         return self.readout(out), hidden                       # (B, V)
+
+    def read(self, ids: Tensor, hidden: Hidden | None = None, chunk: int = READ_CHUNK
+             ) -> tuple[Tensor, Hidden]:
+        """Read a text of any length and keep only what comes next: the scores after its
+        last character and the state.
+
+        The text runs through the core ``chunk`` characters at a time, the state carried,
+        and only the last position is decoded, so memory is bounded by ``chunk`` whatever
+        T is (a 10 MB prime costs what a 2 KB one does, per row).
+
+        Args:
+            ids: (B, T) int64 ids, T >= 1.
+            hidden: the state to read from, or None for zeros.
+            chunk: characters per pass through the core (memory, not the result).
+        Returns:
+            ``(logits, hidden)``: (B, V) scores after ``ids[:, -1]`` and the state after it.
+        """
+        out = None
+        for i in range(0, ids.shape[1], chunk):
+            out, hidden = self.core(self.embedding(ids[:, i:i + chunk]), hidden)  # (B, T', H)
+        return self.readout(out[:, -1]), hidden                               # (B, V)
 
     def trace(self, ids: Tensor, hidden: Hidden | None = None
               ) -> tuple[Tensor, Hidden, dict[int, dict[str, Tensor]]]:

@@ -3,7 +3,7 @@ and terminals that cannot show every character, stop strings, line limits and be
 
 
 import pytest
-from helpers import run_cli, run_ok
+from helpers import peak_memory_kib, run_cli, run_ok
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -141,3 +141,16 @@ def test_ctrl_c_while_sampling_exits_130_without_a_traceback(trained, monkeypatc
     result = run_cli("sample", "base", "--length", 50, cwd=trained[0])
     assert result.returncode == 130 and "Traceback" not in result.stderr
     assert "Aborted" not in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_a_long_prime_costs_no_more_memory_than_a_short_one(trained):
+    """A 100,000-character prime (near the 128 KiB a command-line argument may hold) for 64
+    samples: read once at batch 1 in chunks, not as 64 rows whose every position's scores
+    are kept (before: about 3 GB here)."""
+    work, corpus, run = trained
+    prime = (corpus.read_text(encoding="utf-8") * 2)[:100_000]
+    short, long = (peak_memory_kib("sample", run, "--prime", p, "--num-samples", 64,
+                                   "--length", 5, "--seed", 1, cwd=work)
+                   for p in (prime[:10], prime))                       # KiB
+    assert long - short < 48 * 1024, (short, long)

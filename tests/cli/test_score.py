@@ -4,7 +4,7 @@ import json
 import math
 
 import pytest
-from helpers import run_cli, run_ok
+from helpers import peak_memory_kib, run_cli, run_ok
 
 
 def test_summary_and_per_char_table_agree(trained, tmp_path):
@@ -30,6 +30,8 @@ def test_summary_and_per_char_table_agree(trained, tmp_path):
 @pytest.mark.parametrize("content, args, message", [
     ("x = '∮'\n", [], "has 1 character(s) the model never saw: '∮' (U+222E); a model cannot "
                       "score them: remove them from the text"),
+    ("x = '∮'\n" * 3 + "y = '≠'", [], "2 character(s) the model never saw: '∮' (U+222E), "
+                                      "'≠' (U+2260); a model"),
     ("", [], "is empty; give a file with text to score"),
     ("abc", ["--per-char", "--json"], "--per-char prints a table and --json one object: "
                                       "choose one"),
@@ -56,3 +58,48 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(trained, tmp_path):
     proc.stdout.close()  # as `| head -1` does: the rest of the table has nowhere to go
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141 and b"Error" not in err and b"Traceback" not in err
+
+
+def test_standard_input_is_scored_as_the_file_is(trained):
+    work, corpus, run = trained
+    text = corpus.read_text(encoding="utf-8")[:5000]
+    (work / "t.txt").write_text(text, encoding="utf-8")
+    from_file = json.loads(run_ok("score", run, "--text", "t.txt", "--json", cwd=work).stdout)
+    from_pipe = json.loads(run_ok("score", run, "--text", "-", "--json", cwd=work,
+                                  input=text).stdout)
+    assert from_pipe["chars"] == from_file["chars"] == 5000
+    assert from_pipe["loss_nats"] == pytest.approx(from_file["loss_nats"], rel=1e-6)
+    proc = run_cli("score", run, "--text", "-", cwd=work, input=text + "∮" + text)
+    assert proc.returncode == 1 and "--text - has 1 character(s) the model never saw: '∮' " \
+        "(U+222E) (the first within characters 0-10,001)" in proc.stderr
+
+
+def test_a_text_in_many_pieces_scores_as_one_stream(trained, monkeypatch):
+    """Pieces and chunks change where the forward passes cut the text, not a single score."""
+    import charlm.data.sources as sources
+
+    work, corpus, run = trained
+    (work / "t.txt").write_text(corpus.read_text(encoding="utf-8")[:9000] + "é\r\n" * 40,
+                                encoding="utf-8")
+    whole = run_ok("score", run, "--text", "t.txt", "--per-char", cwd=work).stdout
+    real = sources.text_ids
+    monkeypatch.setattr(sources, "text_ids", lambda *a, **k: real(*a, **k, chunk_bytes=777))
+    pieces = run_ok("score", run, "--text", "t.txt", "--per-char", cwd=work).stdout
+    rows, rows_pieces = whole.splitlines(), pieces.splitlines()
+    assert len(rows) == 9000 + 80 + 1 and [r.split("\t")[:2] for r in rows] == \
+        [r.split("\t")[:2] for r in rows_pieces]
+    assert [float(r.split("\t")[2]) for r in rows[1:]] == pytest.approx(
+        [float(r.split("\t")[2]) for r in rows_pieces[1:]], abs=2e-4)
+
+
+@pytest.mark.slow
+def test_scoring_memory_does_not_grow_with_the_text(trained):
+    """Peak memory of a whole ``charlm score`` process on 1.5 MB and on 6 MB of text: the
+    text is read and scored in pieces (before: 28-170 bytes per character were kept)."""
+    work, corpus, run = trained
+    text = corpus.read_text(encoding="utf-8")
+    for name, size in (("small.txt", 1_500_000), ("large.txt", 6_000_000)):
+        (work / name).write_text((text * (size // len(text) + 1))[:size], encoding="utf-8")
+    peak = {name: peak_memory_kib("score", run, "--text", name, cwd=work)
+            for name in ("small.txt", "large.txt")}
+    assert peak["large.txt"] - peak["small.txt"] < 48 * 1024, peak

@@ -17,7 +17,7 @@ from charlm.generation.sampling import (
     pick_next,
     prepare_prime,
 )
-from charlm.models.lm import CharLM
+from charlm.models.lm import READ_CHUNK, CharLM
 
 V = 30
 
@@ -60,6 +60,34 @@ def test_generation_is_one_step_per_character(model):
     steps = list(generate(model, torch.tensor([1, 2, 3, 4]), 25, num_samples=3))
     handle.remove()
     assert lengths[0] == 4 and lengths[1:] == [1] * 24 and steps[0].shape == (3,)
+
+
+def test_a_long_prime_is_read_once_at_batch_1_in_bounded_chunks(model):
+    """Samples share their prime: it runs through the core once, at batch 1, in chunks of
+    READ_CHUNK, and only its last position is decoded (before: B rows at once, and every
+    position's scores kept: a 100 KB prime with 64 samples held gigabytes)."""
+    shapes, decoded = [], []
+    hooks = [model.core.register_forward_hook(lambda m, i, o: shapes.append(i[0].shape[:2])),
+             model.decoder.register_forward_hook(lambda m, i, o: decoded.append(i[0].shape))]
+    prime = torch.randint(0, V, (3 * READ_CHUNK + 5,))
+    steps = torch.stack(list(generate(model, prime, 4, num_samples=6, temperature=0)), 1)
+    for hook in hooks:
+        hook.remove()
+    assert shapes[:4] == [(1, READ_CHUNK)] * 3 + [(1, 5)] and decoded[0] == (1, 32)
+    with torch.no_grad():
+        logits, _ = model.eval()(prime.unsqueeze(0))
+    assert steps.shape == (6, 4) and (steps[:, 0] == logits[0, -1].argmax()).all()
+
+
+def test_beam_search_reads_a_long_prime_in_bounded_chunks(model):
+    from charlm.generation.beam import beam_search
+
+    shapes = []
+    hook = model.core.register_forward_hook(lambda m, i, o: shapes.append(i[0].shape[:2]))
+    prime = torch.randint(0, V, (2 * READ_CHUNK + 1,))
+    best = beam_search(model, prime, 5, beam_width=3)[0]
+    hook.remove()
+    assert max(t for _, t in shapes) <= READ_CHUNK and len(best.ids) == 5
 
 
 def test_stepwise_generation_matches_the_fused_model(model):

@@ -6,7 +6,7 @@ import torch
 from charlm.config import ModelConfig
 from charlm.config.cells import CELLS
 from charlm.models.lm import CharLM, create_model
-from charlm.models.state import detach_hidden
+from charlm.models.state import detach_hidden, map_hidden
 
 V = 50
 
@@ -31,6 +31,21 @@ def test_carrying_state_over_two_chunks_equals_one_pass(cell):
     second, _ = model(ids[:, 12:], detach_hidden(h))
     # 1e-5: a log-space scan (minGRU, minLSTM) sums logs, which rounds a little differently
     torch.testing.assert_close(torch.cat([first, second], 1), whole, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_reading_a_long_text_in_chunks_equals_one_pass(cell):
+    """read() keeps only the last scores and the state; chunking changes neither."""
+    torch.manual_seed(0)
+    model = CharLM(20, cell, 8, 16, 2).eval()
+    ids = torch.randint(0, 20, (3, 50))
+    with torch.no_grad():
+        logits, hidden = model(ids)
+        last, read_hidden = model.read(ids, chunk=7)
+    assert last.shape == (3, 20)
+    torch.testing.assert_close(last, logits[:, -1], rtol=1e-5, atol=1e-5)
+    for a, b in zip(map_hidden(hidden, lambda h: [h]), map_hidden(read_hidden, lambda h: [h])):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_unknown_cell_lists_valid_ones():
