@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from charlm.errors import CharLMError
+from charlm.errors import CharLMError, shorten
 from charlm.models.lm import CharLM, eval_mode
 
 logger = logging.getLogger(__name__)
@@ -111,13 +111,13 @@ def parse_unit(spec: str, acts: dict[str, np.ndarray]) -> str:
     """
     m = _UNIT.match(spec.strip())
     if not m:
-        raise CharLMError(f"--unit {spec!r} must look like LAYER:INDEX, hLAYER:INDEX or "
+        raise CharLMError(f"--unit {shorten(spec)} must look like LAYER:INDEX, hLAYER:INDEX or "
                           f"cLAYER:INDEX, e.g. 1:37")
     kind, layer, index = m.group(1) or ("c" if "c0" in acts else "h"), m.group(2), int(m.group(3))
     key = f"{kind}{layer}"
     if key not in acts or not 0 <= index < acts[key].shape[1]:
         have = ", ".join(f"{k}:0..{v.shape[1] - 1}" for k, v in acts.items())
-        raise CharLMError(f"--unit {spec!r} does not exist; this model has {have}")
+        raise CharLMError(f"--unit {shorten(spec)} does not exist; this model has {have}")
     return f"{key}:{index}"
 
 

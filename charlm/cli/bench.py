@@ -6,6 +6,7 @@ import click
 
 from charlm.cli.common import cache_option, h, output_option, read_corpus
 from charlm.config.cells import parse_cells
+from charlm.errors import shorten
 
 # Sizes that fill the device: a GPU needs wider layers and larger batches to be busy.
 SIZES = {"cpu": "128,256,512,1024", "cuda": "256,1024,2048"}
@@ -72,5 +73,5 @@ def _integers(text: str, option: str) -> list[int]:
     except ValueError:
         values = []
     if not values or min(values) < 1:
-        raise OptionError(f"{option} {text!r}: give positive integers like 256,512")
+        raise OptionError(f"{option} {shorten(text)}: give positive integers like 256,512")
     return values

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from charlm.cli.common import stream_continuation, text_out
+from charlm.errors import shorten
 
 if TYPE_CHECKING:  # torch is imported only when a command runs (charlm --help stays fast)
     import torch
@@ -148,7 +149,7 @@ def command(session: Session, line: str) -> bool:
 def set_drop_unknown(session: Session, arg: str) -> None:
     """``/drop-unknown on|off``: what ``--drop-unknown`` does, set mid-session."""
     if arg not in ("on", "off"):
-        return say(f"/drop-unknown takes on or off, not {arg!r}")
+        return say(f"/drop-unknown takes on or off, not {shorten(arg)}")
     session.drop_unknown = arg == "on"
     say("skipping characters the model never saw" if session.drop_unknown else
         "refusing primes with characters the model never saw")
@@ -169,7 +170,7 @@ def set_pick(session: Session, name: str, arg: str) -> None:
         try:
             value = (int if key == "top_k" else float)(arg)
         except ValueError:
-            return say(f"{name} takes {usage}, not {arg!r}")
+            return say(f"{name} takes {usage}, not {shorten(arg)}")
     try:
         cfg = build_config(options={f"sample.{key}": value}, base=session.config,
                            flags={f"sample.{key}": name})

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from charlm.config.resolve import build_config, changed_keys, from_dict
 from charlm.config.schema import RunConfig
-from charlm.errors import ConfigError
+from charlm.errors import ConfigError, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def config_for_init(saved_tree: Mapping[str, Any], yaml_path=None, sets=(), opti
     saved = from_dict(saved_tree)
     cfg = build_config(yaml_path, sets, options)
     on_saved = changed_keys(saved, build_config(yaml_path, sets, options, base=saved))
-    clash = [f"{k} {old!r} -> {new!r}" for k, (old, new) in on_saved.items()
+    clash = [f"{k} {shorten(old)} -> {shorten(new)}" for k, (old, new) in on_saved.items()
              if k.startswith("model.") or k == "data.unit"]
     if clash:
         raise ConfigError(f"--init-from keeps the checkpoint's model settings and data.unit; "

@@ -136,7 +136,7 @@ def _flatten(tree: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 class _DuplicateKey(yaml.YAMLError):
     def __init__(self, key: Any, first: int, second: int) -> None:
-        super().__init__(f"duplicate key {key!r}")
+        super().__init__(f"duplicate key {shorten(key)}")
         self.key, self.first, self.second = key, first, second
 
 
@@ -222,9 +222,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         tree = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except _DuplicateKey as exc:
-        raise ConfigError(f"config file {path} gives {exc.key!r} twice (lines {exc.first} and "
-                          f"{exc.second}); the second would silently replace the first: merge "
-                          f"them") from None
+        raise ConfigError(f"config file {path} gives {shorten(exc.key)} twice (lines "
+                          f"{exc.first} and {exc.second}); the second would silently replace "
+                          f"the first: merge them") from None
     except _Refused as exc:
         mark = exc.problem_mark
         raise ConfigError(f"config file {path} is refused at line {mark.line + 1}, column "
@@ -358,15 +358,15 @@ def _check_run_name(name: str) -> None:
         ConfigError: for a path, a reserved or a too long name.
     """
     if not _RUN_NAME.match(name):
-        raise ConfigError(f"train.run_name {name!r} must be a plain folder name of "
+        raise ConfigError(f"train.run_name {shorten(name)} must be a plain folder name of "
                           f"letters, digits, '.', '_' and '-' (no '/', not '.' or '..')")
     if name.startswith("-") or name == "latest":
-        raise ConfigError(f"train.run_name {name!r} could not be named afterwards (a leading "
-                          f"'-' reads as an option, 'latest' means the newest run); choose "
+        raise ConfigError(f"train.run_name {shorten(name)} could not be named afterwards (a "
+                          f"leading '-' reads as an option, 'latest' means the newest run); choose "
                           f"another --run-name")
     if _WINDOWS_RESERVED.match(name) or name.endswith("."):
-        raise ConfigError(f"train.run_name {name!r} is a name Windows cannot create (a device "
-                          f"name such as CON or NUL, or a trailing '.'); choose another "
+        raise ConfigError(f"train.run_name {shorten(name)} is a name Windows cannot create (a "
+                          f"device name such as CON or NUL, or a trailing '.'); choose another "
                           f"--run-name")
     if len(name) > MAX_RUN_NAME:
         raise ConfigError(f"train.run_name is {len(name)} characters long; use at most "

@@ -31,7 +31,7 @@ import numpy as np
 from charlm.data.named import DOWNLOADS, corpus_file
 from charlm.data.pystdlib import pystdlib_files
 from charlm.data.vocab import format_chars
-from charlm.errors import DataError
+from charlm.errors import DataError, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ def resolve_sources(spec: str, data_dir: str | Path = "data") -> list[Path]:
     try:
         return _spec_files(Path(spec).expanduser(), spec)
     except OSError as exc:  # a name too long, a path through a file, permissions, ...
-        raise DataError(f"cannot use --data {spec!r}: {exc.strerror or exc}; give a text "
+        raise DataError(f"cannot use --data {shorten(spec)}: {exc.strerror or exc}; give a text "
                         f"file or folder") from None
 
 

@@ -14,7 +14,7 @@ from typing import Iterable
 
 from charlm.data.sources import normalize_newlines
 from charlm.data.vocab import format_chars
-from charlm.errors import SamplingError
+from charlm.errors import SamplingError, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def make_stop_rule(vocab, stops: tuple[str, ...] = (), max_lines: int | None = N
         text = normalize_newlines(stop) if vocab.unit == "char" else stop
         unknown = vocab.unknown(text)
         if not text or unknown:
-            raise SamplingError(f"--stop {stop!r} " + (
+            raise SamplingError(f"--stop {shorten(stop)} " + (
                 "is empty; give at least one character" if not text else
                 f"has {len(unknown)} character(s) the model never saw: "
                 f"{format_chars(unknown)}, so it could never occur; remove it"))

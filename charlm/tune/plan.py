@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from charlm.config import RunConfig, build_config, from_dict
-from charlm.errors import TuneError
+from charlm.errors import TuneError, shorten
 from charlm.tune.space import Space
 
 logger = logging.getLogger(__name__)
@@ -114,8 +114,8 @@ class Plan:
         """What ``other`` (another command's plan) changes of this one, each said as
         ``what (this, other)``; the keys of :data:`LOCAL_KEYS` and the goals may differ."""
         mine, theirs = _flat(self.base), _flat(other.base)
-        out = [f"{key} ({mine[key]!r} in the study, {theirs[key]!r} now)" for key in mine
-               if key not in LOCAL_KEYS and mine[key] != theirs[key]]
+        out = [f"{key} ({shorten(mine[key])} in the study, {shorten(theirs[key])} now)"
+               for key in mine if key not in LOCAL_KEYS and mine[key] != theirs[key]]
         for name, option in (("trial_time_s", "--trial-time"), ("seed", "--seed"),
                              ("pruner", "--pruner"), ("sampler", "--sampler")):
             if getattr(self, name) != getattr(other, name):

@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping
 
 from charlm.config import RunConfig, keys, load_yaml
 from charlm.config.cells import parse_cells
-from charlm.errors import ConfigError
+from charlm.errors import ConfigError, shorten
 from charlm.tune.defaults import DEFAULT, default_entries
 from charlm.tune.space import TUNABLE_SECTIONS, TUNABLE_TRAIN, Param, Space, checked, tunable
 
@@ -68,7 +68,8 @@ def read_sections(paths: Iterable[str | Path]) -> Section:
             name = name[len("tune."):]
             if name == "defaults":
                 if not isinstance(body, bool):
-                    raise ConfigError(f"defaults ({where}) must be true or false, got {body!r}")
+                    raise ConfigError(f"defaults ({where}) must be true or false, got "
+                                      f"{shorten(body)}")
                 out.defaults = body
                 continue
             for entry, spec in _entries(name, body, where).items():
@@ -243,7 +244,7 @@ def _check_range(key: str, low, high, log, step, where: str) -> None:
     if low > high:
         raise ConfigError(f"{key} ({where}) has low {low} above high {high}; give low <= high")
     if not isinstance(log, bool):
-        raise ConfigError(f"{key} ({where}): log must be true or false, got {log!r}")
+        raise ConfigError(f"{key} ({where}): log must be true or false, got {shorten(log)}")
     if log and low <= 0:
         raise ConfigError(f"{key} ({where}) is on a log scale from {low}; a log range needs "
                           f"low > 0 (or drop log)")

@@ -23,7 +23,7 @@ import optuna
 
 from charlm.config import RunConfig, build_config
 from charlm.data.corpus import load_corpus
-from charlm.errors import TuneError
+from charlm.errors import TuneError, shorten
 from charlm.tune.plan import PLAN_ATTR, Plan
 from charlm.tune.section import build_space, read_sections
 from charlm.tune.storage import (
@@ -93,8 +93,8 @@ def study_name(request: Request, base: RunConfig) -> str:
                              f"{(request.cells or base.model.cell).replace(',', '-')}")
     if not name or len(name) > 100 or name.startswith((".", "-")) or not all(
             c.isalnum() or c in "._-" for c in name):
-        raise TuneError(f"--study {name!r} must be a plain name of at most 100 letters, digits, "
-                        f"'.', '_' and '-' (it names the study's file and folders)")
+        raise TuneError(f"--study {shorten(name)} must be a plain name of at most 100 letters, "
+                        f"digits, '.', '_' and '-' (it names the study's file and folders)")
     return name
 
 

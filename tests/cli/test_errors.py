@@ -74,6 +74,27 @@ def test_more_bad_input_is_one_line(trained, args, message):
     assert message in proc.stderr, proc.stderr
 
 
+HUGE = 60_000  # characters of a hostile value: under the 128 KiB one argument may hold
+
+
+@pytest.mark.parametrize("args, start", [
+    (["train", "--run-name", "x/" * HUGE], "Error: train.run_name 'x/x/"),
+    (["train", "--data", "/nowhere/" + "y" * HUGE], "Error: cannot use --data '/nowhere/yy"),
+    (["sample", "base", "--stop", "∮" * HUGE], "Error: --stop '∮∮"),
+    (["visualize", "base", "--unit", "z" * HUGE], "Error: --unit 'zz"),
+    (["bench", "--sizes", "q" * HUGE], "Error: --sizes 'qq"),
+    (["train", "--set", "tune.defaults=" + "w" * HUGE], "Error: "),
+])
+def test_a_hostile_value_is_quoted_shortened(trained, args, start):
+    """Every message that quotes a value the user gave cuts it (errors.shorten): one short
+    line, however long the value."""
+    work, _, _ = trained
+    proc = run_cli(*args, cwd=work)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert lines[-1].startswith(start) and len(lines[-1]) < 600, lines[-1][:300]
+
+
 def test_incomplete_checkpoint_and_unwritable_gradflow_out(trained, tmp_path):
     work, _, run = trained
     ckpt = torch.load(run / "best.pt", weights_only=True)
