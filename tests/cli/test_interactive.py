@@ -89,7 +89,7 @@ def read_until(fd: int, marker: bytes | None, anywhere: bool = False,
     return seen
 
 
-def session(work, run, *keys: bytes) -> tuple[int, bytes]:
+def session(work, run, *keys: bytes, timeout_s: float = 60.0) -> tuple[int, bytes]:
     """Start ``charlm sample --interactive`` on a new pseudo-terminal, type each of ``keys``
     after the prompt it waits for, and return the exit status and everything shown."""
     import pty
@@ -103,13 +103,7 @@ def session(work, run, *keys: bytes) -> tuple[int, bytes]:
     shown = read_until(fd, PROMPT)
     for key in keys:
         os.write(fd, key)
-        if key == b"\x03":  # a Ctrl-C typed before readline has taken the terminal can be
-            for _ in range(10):  # lost, as a user's would be: press it again, as they would
-                ready, _, _ = select.select([fd], [], [], 3.0)
-                if ready:
-                    break
-                os.write(fd, key)
-        shown += read_until(fd, PROMPT if key.endswith(b"\n") else b"\n")
+        shown += read_until(fd, PROMPT if key.endswith(b"\n") else b"\n", timeout_s=timeout_s)
     shown += read_until(fd, None)  # to the end
     _, status = os.waitpid(pid, 0)
     os.close(fd)
@@ -123,6 +117,17 @@ def test_a_terminal_session_ends_cleanly_on_ctrl_d_and_ctrl_c(trained):
     assert code == 0 and b"temperature 0.0" in shown and b"Traceback" not in shown
     code, shown = session(work, run, b"\x03")  # Ctrl-C at the prompt
     assert code == 130 and b"Traceback" not in shown
+
+
+@pytest.mark.slow
+def test_ctrl_c_the_moment_the_prompt_shows_is_never_lost(trained):
+    """CPython's readline left a Ctrl-C that came between showing the prompt and waiting for
+    a key pending until the next key: 8 of 10 such presses did nothing. Five sessions, one
+    press each, the instant the prompt shows."""
+    work, _, run = trained
+    for _ in range(5):
+        code, shown = session(work, run, b"\x03", timeout_s=10.0)
+        assert code == 130 and b"Traceback" not in shown
 
 
 @pytest.mark.slow
