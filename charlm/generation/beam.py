@@ -83,39 +83,75 @@ def beam_search(model: CharLM, prime_ids: torch.Tensor, length: int, beam_width:
         raise ValueError(f"beam_width {beam_width} and num_results {num_results} must be >= 1 "
                          f"and length {length} >= 0")
     with eval_mode(model), threads_for(beam_width, prime_ids.device):
-        beams = {b.ids: b for width in sorted({1, beam_width}) for b in
-                 _search(model, prime_ids, length, width, alpha, rule)}
-    return sorted(beams.values(), key=lambda b: b.score, reverse=True)[:num_results]
+        ended = [end for width in sorted({1, beam_width})
+                 for end in _search(model, prime_ids, length, width, rule)]
+    ended.sort(key=lambda end: end[1] / length_penalty(end[0].length, alpha), reverse=True)
+    beams: dict[tuple[int, ...], Beam] = {}
+    for node, logprob in ended:          # best first; the ids of the best only are spelled
+        ids = node.ids()
+        beams.setdefault(ids, Beam(ids, logprob, logprob / length_penalty(len(ids), alpha)))
+        if len(beams) == num_results:
+            break
+    return list(beams.values())
 
 
-def _search(model: CharLM, prime_ids: torch.Tensor, length: int, width: int, alpha: float,
-            rule: StopRule | None) -> list[Beam]:
-    """One beam search of width W: the finished beams and the W live at the end."""
+class _Node:
+    """A beam as a link to the beam it extends: extending costs O(1), not a copy of its ids
+    (copies made a search O(W x length^2)). ``tail`` and ``lines`` are what its
+    :class:`StopRule` needs (:meth:`StopRule.ends`)."""
+
+    __slots__ = ("parent", "token", "length", "lines", "tail")
+
+    def __init__(self, parent: "_Node | None", token: int, lines: int, tail: tuple[int, ...]
+                 ) -> None:
+        self.parent, self.token, self.lines, self.tail = parent, token, lines, tail
+        self.length = parent.length + 1 if parent is not None else 0
+
+    def ids(self) -> tuple[int, ...]:
+        """The continuation's ids, first to last (walks back to the root: O(length))."""
+        out, node = [], self
+        while node.parent is not None:
+            out.append(node.token)
+            node = node.parent
+        return tuple(reversed(out))
+
+    def extend(self, token: int, rule: StopRule | None) -> "_Node":
+        """This beam and one more id."""
+        if rule is None:
+            return _Node(self, token, 0, ())
+        lines = self.lines + (token == rule.newline)
+        return _Node(self, token, lines, (self.tail + (token,))[-rule.kept:])
+
+
+def _search(model: CharLM, prime_ids: torch.Tensor, length: int, width: int,
+            rule: StopRule | None) -> list[tuple[_Node, float]]:
+    """One beam search of width W: the finished beams and the W live at the end, each with
+    its log-probability."""
     logits, hidden = model.read(prime_ids.unsqueeze(0))          # (1, V), in chunks
     logp = torch.log_softmax(logits.double(), dim=-1)             # (K=1, V)
-    live, finished = [((), 0.0)], []
+    live, finished = [(_Node(None, -1, 0, ()), 0.0)], []
     for t in range(length):
-        live, rows, done = _extend(live, logp, width, rule, alpha)
+        live, rows, done = _extend(live, logp, width, rule)
         finished += done
         if not live or t + 1 == length:
             break
         index = torch.tensor(rows, device=logp.device)
         hidden = map_hidden(hidden, lambda h: h.index_select(1, index))  # (L, K, H)
-        last = torch.tensor([ids[-1] for ids, _ in live], device=logp.device)
+        last = torch.tensor([node.token for node, _ in live], device=logp.device)
         logits, hidden = model.step(last, hidden)                  # (K, V)
         logp = torch.log_softmax(logits.double(), dim=-1)
-    return finished + [_beam(ids, lp, alpha) for ids, lp in live]
+    return finished + live
 
 
-def _extend(live: list[tuple[tuple[int, ...], float]], logp: torch.Tensor, width: int,
-            rule: StopRule | None, alpha: float):
+def _extend(live: list[tuple[_Node, float]], logp: torch.Tensor, width: int,
+            rule: StopRule | None):
     """One step: the best extensions of the live beams.
 
     Takes the best ``2 W`` extensions in order; a finished one (its rule ends it) among the
     first ``W`` joins the finished beams, and the first ``W`` unfinished ones live on.
 
     Args:
-        live: K (ids, log-probability) pairs.
+        live: K (beam, log-probability) pairs.
         logp: (K, V) float64 log-probabilities of each beam's next id.
     Returns:
         ``(live, rows, finished)``: the new live beams, the row of ``logp`` each extends,
@@ -128,15 +164,11 @@ def _extend(live: list[tuple[tuple[int, ...], float]], logp: torch.Tensor, width
     kept, rows, finished = [], [], []
     for rank, (total, index) in enumerate(zip(best.values.tolist(), best.indices.tolist())):
         row, token = divmod(index, V)
-        ids = live[row][0] + (token,)
-        if rule is not None and rule.match(ids) is not None:
+        node = live[row][0].extend(token, rule)
+        if rule is not None and rule.ends(node.tail, node.lines) is not None:
             if rank < width:
-                finished.append(_beam(ids, total, alpha))
+                finished.append((node, total))
         elif len(kept) < width:
-            kept.append((ids, total))
+            kept.append((node, total))
             rows.append(row)
     return kept, rows, finished
-
-
-def _beam(ids: tuple[int, ...], logprob: float, alpha: float) -> Beam:
-    return Beam(ids, logprob, logprob / length_penalty(len(ids), alpha))

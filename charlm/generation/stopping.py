@@ -50,12 +50,30 @@ class StopRule:
             None if it goes on; else how many of its last ids form the stop string that
             ended it (the longest, when several end there), or 0 for the line limit.
         """
-        found = [len(s) for s in self.stops if len(ids) >= len(s) and
-                 tuple(ids[len(ids) - len(s):]) == s]
+        counted = self.max_lines is not None and ids and ids[-1] == self.newline
+        return self.ends(ids[max(len(ids) - self.kept, 0):],
+                         ids.count(self.newline) if counted else 0)
+
+    @property
+    def kept(self) -> int:
+        """How many of a continuation's last ids :meth:`ends` needs: the longest stop string's
+        length, at least 1 (the newline of a line limit)."""
+        return max(self.longest, 1)
+
+    def ends(self, tail: tuple[int, ...] | list[int], lines: int) -> int | None:
+        """:meth:`match` from what it needs, so that a caller extending a continuation id by
+        id checks it in O(:attr:`kept`), not O(its length).
+
+        Args:
+            tail: the continuation's last :attr:`kept` ids (all of them, when it is shorter).
+            lines: the newlines in the whole continuation.
+        """
+        found = [len(s) for s in self.stops if len(tail) >= len(s) and
+                 tuple(tail[len(tail) - len(s):]) == s]
         if found:
             return max(found)
-        if self.max_lines is not None and ids and ids[-1] == self.newline and \
-                ids.count(self.newline) >= self.max_lines:
+        if self.max_lines is not None and tail and tail[-1] == self.newline and \
+                lines >= self.max_lines:
             return 0
         return None
 
@@ -103,13 +121,15 @@ class Continuation:
     def __init__(self, rule: StopRule, strip: bool = False) -> None:
         self.rule, self.strip = rule, strip
         self.ids: list[int] = []
+        self.lines = 0  # newlines in ids
         self.done = False
         self._given = 0  # ids already returned
 
     def push(self, token: int) -> list[int]:
         """Add the next id; return the ids that became final (possibly none)."""
         self.ids.append(token)
-        end = self.rule.match(self.ids)
+        self.lines += token == self.rule.newline
+        end = self.rule.ends(self.ids[max(len(self.ids) - self.rule.kept, 0):], self.lines)
         if end is not None:
             self.done = True
             if self.strip and end:

@@ -90,3 +90,15 @@ def test_stop_rule_ends_beams_and_the_length_penalty_ranks_lengths():
     for beam in penalised:
         assert beam.score == pytest.approx(beam.logprob / length_penalty(len(beam.ids), 1.0))
     assert length_penalty(7, 0.0) == 1.0 and length_penalty(1, 1.0) == 1.0
+
+
+def test_a_beam_extends_its_parent_without_copying_its_ids():
+    """Each beam links to the one it extends and keeps only the tail its stop rule needs: a
+    search costs O(W x length), where copying each beam's ids made it O(W x length^2)."""
+    from charlm.generation.beam import _Node
+
+    rule, node = StopRule(((1, 2, 3),), 0, 50), _Node(None, -1, 0, ())
+    for token in [0, 1, 2, 0, 3] * 200:
+        node = node.extend(token, rule)
+    assert len(node.tail) == rule.kept == 3 and node.length == 1000 and node.lines == 400
+    assert node.ids() == tuple([0, 1, 2, 0, 3] * 200) and node.tail == (2, 0, 3)

@@ -85,3 +85,15 @@ def test_stop_strings_are_checked_against_the_vocabulary():
         with pytest.raises(SamplingError, match=None) as info:
             make_stop_rule(Vocab("abc") if max_lines else vocab, stops, max_lines)
         assert message in str(info.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ids=IDS, stops=st.just([]) | STOPS, max_lines=st.none() | st.integers(1, 5))
+def test_checking_only_the_tail_and_a_line_count_equals_checking_every_id(ids, stops,
+                                                                         max_lines):
+    """What beam search and sampling check per new id (the last ``kept`` ids and a running
+    newline count: O(1) per id) decides exactly what matching the whole continuation does."""
+    rule = StopRule(tuple(stops), 0 if max_lines else None, max_lines)
+    for n in range(len(ids) + 1):
+        head = ids[:n]
+        assert rule.ends(head[max(n - rule.kept, 0):], head.count(0)) == rule.match(head)
