@@ -38,16 +38,29 @@ def _per_step(cfg: ModelConfig, vocab_size: int) -> int:
         LOGIT_COPIES * vocab_size
 
 
+def _per_read(cfg: ModelConfig, vocab_size: int) -> int:
+    """Floats one position of one stream holds in an evaluation (no backward): its embedding,
+    each layer's output, and its scores and their log-softmax."""
+    return cfg.num_layers * cfg.hidden_size + cfg.embedding_size + 2 * vocab_size
+
+
 def training_bytes(cfg: RunConfig, vocab_size: int, streams: int | None = None) -> int:
-    """Bytes one training step needs: parameters x 4 (weights, gradients, AdamW's two
-    moments) and the activations of a (B, T) chunk.
+    """Bytes a run needs at once: parameters x 4 (weights, gradients, AdamW's two moments)
+    and the larger of a training step's activations over a (B, T) chunk and an evaluation's
+    over a (B_eval, T) one (bf16 halves the activations: autocast keeps weights in float32).
 
     Args:
-        streams: B of this process (a DDP rank's share); None is ``train.batch_size``.
+        streams: B of this process (a DDP rank's share); None is ``train.batch_size``. The
+            evaluation's streams are shared in the same proportion.
     """
-    B, T = streams or cfg.train.batch_size, cfg.train.seq_len
+    t = cfg.train
+    B, T = streams or t.batch_size, t.seq_len
+    B_eval = -(-t.eval_batch_size * B // t.batch_size)
     params = parameter_count(cfg.model, vocab_size)
-    return FLOAT_BYTES * (ADAMW_COPIES * params + B * T * _per_step(cfg.model, vocab_size))
+    act_bytes = FLOAT_BYTES // 2 if t.precision == "bf16" else FLOAT_BYTES
+    activations = max(B * _per_step(cfg.model, vocab_size),
+                      B_eval * _per_read(cfg.model, vocab_size)) * T
+    return FLOAT_BYTES * ADAMW_COPIES * params + act_bytes * activations
 
 
 def generation_bytes(cfg: ModelConfig, vocab_size: int, rows: int, length: int) -> int:

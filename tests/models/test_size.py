@@ -39,3 +39,15 @@ def test_generation_estimate_grows_with_rows_and_length():
     m = RunConfig().model
     assert generation_bytes(m, 100, 10, 1000) > generation_bytes(m, 100, 1, 1000)
     assert generation_bytes(m, 100, 10, 10**6) - generation_bytes(m, 100, 10, 0) >= 8 * 10**7
+
+
+def test_training_estimate_counts_the_evaluation_and_halves_bf16_activations():
+    """A run evaluates with train.eval_batch_size streams between steps; bf16 stores its
+    activations in 2 bytes, so a float32 count would not be the lower bound it claims."""
+    cfg = RunConfig()
+    wide = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
+                                                              eval_batch_size=100_000))
+    assert training_bytes(wide, 100) > 2 * training_bytes(cfg, 100)
+    bf16 = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision="bf16"))
+    weights = 4 * 4 * parameter_count(cfg.model, 100)
+    assert training_bytes(bf16, 100) - weights == (training_bytes(cfg, 100) - weights) // 2
