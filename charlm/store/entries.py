@@ -37,6 +37,7 @@ COUNTERS = {"step": 0, "epoch": 0, "chunk": 0, "last_eval_step": -1, "nonfinite_
 STATE_KEYS = ("step", "epoch", "chunk", "elapsed_s", "best_val_loss", "last_val_loss",
               "last_eval_step", "nonfinite_steps")
 NEWER_STATE_KEYS = ("best_step", "evals_since_best")  # absent from older checkpoints
+_NEW_RUN = "start a new run from its weights with --init-from instead"  # a resume's way forward
 
 
 def describe(value: Any) -> str:
@@ -62,7 +63,8 @@ def _whole(value: Any, least: int = 0) -> bool:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A float, or an int a float holds (math.isfinite(10**400) raises OverflowError)."""
+    return isinstance(value, float) or (_whole(value, -INT64))
 
 
 def _first_bad(mapping: dict, fits: Callable[[Any, Any], bool]) -> str | None:
@@ -170,7 +172,7 @@ class Entry:
 
 
 ENTRIES = (  # in the order make_payload writes them
-    Entry("format_version", "a whole number",
+    Entry("format_version", "its format number, a whole number below 2**63",
           lambda v: None if _whole(v, -INT64) else describe(v)),
     Entry("versions", "a mapping of library names to version strings",
           _mapping(lambda k, v: isinstance(k, str) and isinstance(v, str))),
@@ -216,13 +218,21 @@ def check_entries(ckpt: dict, path: Path, resume: bool = False) -> None:
         CheckpointError: naming the file, the entry, what it holds and what it should hold,
             and the way forward (the run's other checkpoint; for a resume, ``--init-from``).
     """
-    _check_format(ckpt, path)
     read = [e for e in ENTRIES if e.use == EVERY or resume]
+    _refuse_wrong_types(ckpt, path, read[:1])  # format_version
+    _check_format(ckpt, path)
     missing = [e.name for e in read if not e.optional and e.name not in ckpt]
     if missing:
         raise CheckpointError(f"{path} is an incomplete charlm checkpoint: it lacks "
                               f"{', '.join(missing)}")
-    for entry in read:
+    _refuse_wrong_types(ckpt, path, read[1:])
+    problems = _resume_problems(ckpt) if resume else []
+    if problems:
+        raise CheckpointError(f"{path} cannot be resumed: {'; '.join(problems)}; {_NEW_RUN}")
+
+
+def _refuse_wrong_types(ckpt: dict, path: Path, entries: list[Entry]) -> None:
+    for entry in entries:
         value = ckpt.get(entry.name)
         got = None if entry.optional and value is None else entry.problem(value)
         if got and entry.use == RESUME:
@@ -232,27 +242,16 @@ def check_entries(ckpt: dict, path: Path, resume: bool = False) -> None:
             raise CheckpointError(f"{path} cannot be used: its {entry.name} entry holds {got}, "
                                   f"where charlm writes {entry.holds} (the file was changed, "
                                   f"or not written by charlm); {instead(path)}")
-    problems = _resume_problems(ckpt) if resume else []
-    if problems:
-        raise CheckpointError(f"{path} cannot be resumed: {'; '.join(problems)}; {_NEW_RUN}")
-
-
-_NEW_RUN = "start a new run from its weights with --init-from instead"
 
 
 def _check_format(ckpt: dict, path: Path) -> None:
     version = ckpt["format_version"]
-    if _whole(version) and version == FORMAT_VERSION:
+    if version == FORMAT_VERSION:
         return
-    if not _whole(version, -INT64):
-        raise CheckpointError(f"{path} cannot be used: its format_version entry holds "
-                              f"{describe(version)}, where charlm writes a whole number (the "
-                              f"file was changed, or not written by charlm); {instead(path)}")
     versions = ckpt.get("versions")
     by = versions.get("charlm", "?") if isinstance(versions, dict) else "?"
     newer = version > FORMAT_VERSION
-    shown = version if abs(version) < 10**20 else describe(version)
-    raise CheckpointError(f"{path} has checkpoint format {shown} (its format_version entry); "
+    raise CheckpointError(f"{path} has checkpoint format {version} (its format_version entry); "
                           f"this charlm ({__version__}) reads format {FORMAT_VERSION}" + (
                               f": it was written by a newer charlm"
                               f"{f' ({by})' if isinstance(by, str) and by != __version__ else ''}"

@@ -44,7 +44,8 @@ def check_checkpoint(ckpt: dict, source: str = "checkpoint") -> tuple[RunConfig,
     try:
         vocab = vocab_from_payload(ckpt["vocab"])
     except ValueError as exc:
-        raise CheckpointError(f"{source} holds an invalid vocabulary (its vocab entry): {exc}") from None
+        raise CheckpointError(f"{source} holds an invalid vocabulary (its vocab entry): "
+                              f"{exc}") from None
     weights = ckpt["model"]
     bad = [name for name, t in weights.items()
            if t.is_floating_point() and not torch.isfinite(t).all()]
