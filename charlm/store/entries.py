@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -106,18 +107,16 @@ def _vocab(value: Any) -> str | None:
 
 def _rng(value: Any) -> str | None:
     """Restore the states into scratch generators: what ``restore_rng`` would reject."""
-    if not isinstance(value, dict) or {"python", "torch"} - set(value):
-        return describe(value) if not isinstance(value, dict) else \
-            f"a dict without {', '.join(sorted({'python', 'torch'} - set(value)))}"
-    cuda = value.get("cuda", [])
-    if not isinstance(cuda, (list, tuple)) or not all(
-            isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in cuda):
-        return f"a dict whose 'cuda' is {describe(cuda)}"
+    shape = _mapping(lambda k, v: k != "cuda" or (isinstance(v, (list, tuple)) and all(
+        isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in v)),
+        needs=("python", "torch"))(value)
+    if shape:
+        return shape
     try:
         version, internal, gauss = value["python"]
         random.Random().setstate((version, tuple(internal), gauss))
         torch.Generator().set_state(value["torch"])
-    except (TypeError, ValueError, RuntimeError):
+    except (TypeError, ValueError, RuntimeError, OverflowError):
         return "states that do not restore into a generator"
     return None
 
@@ -125,8 +124,11 @@ def _rng(value: Any) -> str | None:
 def _rng_ranks(value: Any) -> str | None:
     if not isinstance(value, list):
         return describe(value)
-    bad = [i for i, state in enumerate(value) if _rng(state)]
-    return f"a list whose item {bad[0]} is {_rng(value[bad[0]])}" if bad else None
+    for rank, state in enumerate(value):
+        got = _rng(state)
+        if got:
+            return f"a list whose item {rank} is {got}"
+    return None
 
 
 def _hidden(value: Any) -> str | None:
@@ -136,20 +138,20 @@ def _hidden(value: Any) -> str | None:
     return describe(value)
 
 
-def _corpus(value: Any) -> str | None:
-    digest = value.get("sha256") if isinstance(value, dict) else None
-    if digest is None or (isinstance(digest, str) and len(digest) == 64 and all(
-            c in "0123456789abcdef" for c in digest)):
-        return _mapping(lambda k, v: True, needs=("sha256",))(value)
-    return f"a dict whose 'sha256' is {describe(digest)}"
+def _corpus_part(key: Any, part: Any) -> bool:
+    """The corpus digest: None (not recorded), or hashlib's lowercase hex sha256."""
+    return key != "sha256" or part is None or (
+        isinstance(part, str) and re.fullmatch("[0-9a-f]{64}", part) is not None)
 
 
-def _optimizer(value: Any) -> str | None:
-    def fits(key, part):
-        return isinstance(part, dict) if key == "state" else key != "param_groups" or (
-            isinstance(part, list) and all(isinstance(g, dict) and isinstance(
-                g.get("params"), list) for g in part))
-    return _mapping(fits, needs=("state", "param_groups"))(value)
+def _optimizer_part(key: Any, part: Any) -> bool:
+    """torch's ``Optimizer.state_dict()``: per-parameter state, and groups of params."""
+    if key == "state":
+        return isinstance(part, dict)
+    if key == "param_groups":
+        return isinstance(part, list) and all(
+            isinstance(group, dict) and isinstance(group.get("params"), list) for group in part)
+    return True
 
 
 @dataclass(frozen=True)
@@ -183,17 +185,17 @@ ENTRIES = (  # in the order make_payload writes them
     Entry("model", "a mapping of parameter names to tensors",
           _mapping(lambda k, v: isinstance(k, str) and isinstance(v, torch.Tensor))),
     Entry("optimizer", "an optimizer state dict (state, and param_groups of params)",
-          _optimizer, RESUME),
-    Entry("state", "a mapping of training counters (whole numbers from 0; elapsed_s finite "
-                   "seconds; losses numbers)", _mapping(_state_field)),
+          _mapping(_optimizer_part, needs=("state", "param_groups")), RESUME),
+    Entry("state", "a mapping of training counters (whole numbers from 0, below 2**63; "
+                   "elapsed_s finite seconds; losses numbers)", _mapping(_state_field)),
     Entry("hidden", "None, or the carried (L, B, H) tensor (an LSTM's pair of them)",
           _hidden, RESUME, optional=True),
     Entry("rng", "random-number-generator states (python, torch and each CUDA device's)",
           _rng, RESUME),
     Entry("rng_ranks", "None, or a list of each process's random-number-generator states",
           _rng_ranks, RESUME, optional=True),
-    Entry("corpus", "None, or {'sha256': the corpus's hex digest}", _corpus, RESUME,
-          optional=True),
+    Entry("corpus", "None, or {'sha256': the corpus's hex digest}",
+          _mapping(_corpus_part, needs=("sha256",)), RESUME, optional=True),
 )
 
 
