@@ -9,6 +9,8 @@ import pytest
 import torch
 from helpers import TRAIN, one_line_error, run_cli
 
+from charlm.errors import CheckpointError
+from charlm.store.checkpoint import load_checkpoint
 
 WRONG = {"None": None, "a list": [1, 2], "a str": "not charlm", "a dict": {"x": 1},
          "a float": 0.5, "a huge int": 10**30, "a bool": True, "a tensor": torch.zeros(3)}
@@ -73,8 +75,7 @@ def test_an_entry_of_the_wrong_type_is_one_line_naming_it_for_every_command(
                 assert run_cli(*args, cwd=work).returncode == 0, name
             continue
         result = run_cli(*args, cwd=work)
-        line = one_line_error(result, str(folder / "last.pt") if name != "train --resume"
-                              else str(folder))
+        line = one_line_error(result, str(folder / "last.pt"))
         assert re.search(rf"\b{entry}\b", line), (name, line)
         assert snapshot(folder) == before, name
     assert snapshot(folder) == before
@@ -87,3 +88,15 @@ def test_a_checkpoint_without_what_only_a_resume_reads_still_samples(trained, or
     torch.save({k: v for k, v in original.items() if k not in RESUME_ONLY}, folder / "last.pt")
     assert run_cli("sample", folder / "last.pt", "--length", 5, cwd=trained[0]).returncode == 0
     one_line_error(run_cli("train", "--resume", folder, cwd=trained[0]), "lacks optimizer, rng")
+
+
+@pytest.mark.parametrize("field", ["step", "epoch", "chunk", "elapsed_s", "best_val_loss",
+                                   "last_val_loss", "last_eval_step", "nonfinite_steps",
+                                   "best_step", "evals_since_best"])
+@pytest.mark.parametrize("value", ["12", None, [1], 10**400, torch.tensor(3)])
+def test_a_counter_of_the_wrong_type_is_refused_for_every_use(original, tmp_path, field, value):
+    """inspect formats every counter (a str elapsed_s was a ValueError, a huge loss an
+    OverflowError), so the state's fields are checked for every use, not only a resume."""
+    torch.save(original | {"state": original["state"] | {field: value}}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match=rf"its state entry holds a dict whose '{field}'"):
+        load_checkpoint(tmp_path / "last.pt")
