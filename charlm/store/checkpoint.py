@@ -6,8 +6,9 @@ torch, python), ``config`` (the resolved :class:`~charlm.config.RunConfig` as a 
 ``vocab`` (the characters as one string, or the byte marker), ``model`` and ``optimizer``
 state dicts, ``state`` (step, epoch, position in the epoch, elapsed seconds, best and last val
 loss in nats/char), the carried TBPTT ``hidden`` state and the RNG states (``rng``,
-``rng_ranks``). Nothing in it needs unpickling of arbitrary classes, so
-``torch.load(path, weights_only=True)`` reads it.
+``rng_ranks``) and the ``corpus`` digest. Nothing in it needs unpickling of arbitrary
+classes, so ``torch.load(path, weights_only=True)`` reads it; what each entry must hold, and
+which uses read it, is the table in :mod:`charlm.store.entries`.
 
 How a user names a checkpoint is :mod:`charlm.store.names`; the model it holds is rebuilt by
 :mod:`charlm.store.restore`.
