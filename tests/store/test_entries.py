@@ -93,7 +93,8 @@ def test_a_checkpoint_without_what_only_a_resume_reads_still_samples(trained, or
 @pytest.mark.parametrize("field", ["step", "epoch", "chunk", "elapsed_s", "best_val_loss",
                                    "last_val_loss", "last_eval_step", "nonfinite_steps",
                                    "best_step", "evals_since_best"])
-@pytest.mark.parametrize("value", ["12", None, [1], 10**400, torch.tensor(3)])
+@pytest.mark.parametrize("value", ["12", None, [1], 10**400, torch.tensor(3)],
+                         ids=["a str", "None", "a list", "a huge int", "a tensor"])
 def test_a_counter_of_the_wrong_type_is_refused_for_every_use(original, tmp_path, field, value):
     """inspect formats every counter (a str elapsed_s was a ValueError, a huge loss an
     OverflowError), so the state's fields are checked for every use, not only a resume."""
