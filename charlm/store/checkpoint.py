@@ -6,8 +6,9 @@ torch, python), ``config`` (the resolved :class:`~charlm.config.RunConfig` as a 
 ``vocab`` (the characters as one string, or the byte marker), ``model`` and ``optimizer``
 state dicts, ``state`` (step, epoch, position in the epoch, elapsed seconds, best and last val
 loss in nats/char), the carried TBPTT ``hidden`` state and the RNG states (``rng``,
-``rng_ranks``). Nothing in it needs unpickling of arbitrary classes, so
-``torch.load(path, weights_only=True)`` reads it.
+``rng_ranks``) and the ``corpus`` digest. Nothing in it needs unpickling of arbitrary
+classes, so ``torch.load(path, weights_only=True)`` reads it; what each entry must hold, and
+which uses read it, is the table in :mod:`charlm.store.entries`.
 
 How a user names a checkpoint is :mod:`charlm.store.names`; the model it holds is rebuilt by
 :mod:`charlm.store.restore`.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import random
 import re
 import warnings
 import zipfile
@@ -31,19 +31,10 @@ import torch
 from charlm import __version__
 from charlm.config import RunConfig
 from charlm.errors import CheckpointError
-from charlm.store.folders import BEST, LAST
+from charlm.store.entries import FORMAT_VERSION, check_entries, instead
 from charlm.system.files import replacing
 
 logger = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("versions", "config", "vocab", "model", "state")
-# What continuing a run needs besides the weights (TrainState's fields and the RNG states).
-RESUME_KEYS = ("optimizer", "rng")
-STATE_KEYS = ("step", "epoch", "chunk", "elapsed_s", "best_val_loss", "last_val_loss",
-              "last_eval_step", "nonfinite_steps")
-NEWER_STATE_KEYS = ("best_step", "evals_since_best")  # absent from older checkpoints
-
 
 def versions() -> dict[str, str]:
     """Library versions recorded in every checkpoint."""
@@ -70,16 +61,17 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                     resume: bool = False) -> dict[str, Any]:
     """Read a checkpoint safely (``weights_only=True``) onto ``map_location`` and check that
-    it holds what its use needs.
+    each entry its use reads is there and of the type charlm writes
+    (:func:`charlm.store.entries.check_entries`).
 
     Args:
-        resume: also require what continuing the run needs (optimizer, RNG and training
-            state, with exactly :data:`STATE_KEYS`).
+        resume: also check what continuing the run reads (optimizer, RNG states, carried
+            hidden state, corpus digest, and exactly the training counters).
     Raises:
         CheckpointError: one line naming the file, if it is missing, not a checkpoint,
             truncated or corrupt (a record whose CRC-32 does not match: flipped bytes), of an
-            unknown or newer format, or incomplete; a damaged file's error names the run's
-            other checkpoint.
+            unknown or newer format, incomplete, or holding an entry of the wrong type; a
+            damaged file's error names the run's other checkpoint.
     """
     path = Path(path)
     if not path.is_file():
@@ -92,23 +84,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     damaged = _failed_record(path) if magic[:2] == b"PK" else None
     if damaged:
         raise CheckpointError(f"{path} is damaged: its record {damaged} fails its CRC-32 "
-                              f"check (bytes changed on disk); {_instead(path)}")
+                              f"check (bytes changed on disk); {instead(path)}")
     try:
         with warnings.catch_warnings():  # torch warns about the protocol of foreign pickles
             warnings.simplefilter("ignore", UserWarning)
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for bad files; all mean the same here
         raise CheckpointError(f"{path} is not a readable charlm checkpoint "
-                              f"({_reason(exc)}); {_instead(path)}") from None
+                              f"({_reason(exc)}); {instead(path)}") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path} is not a charlm checkpoint (no format_version)")
-    _check_format(ckpt, path)
-    missing = [k for k in REQUIRED_KEYS + (RESUME_KEYS if resume else ()) if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path} is an incomplete charlm checkpoint: it lacks "
-                              f"{', '.join(missing)}")
-    if resume:
-        _check_resumable(ckpt, path)
+    check_entries(ckpt, path, resume)
     return ckpt
 
 
@@ -121,88 +107,6 @@ def _failed_record(path: Path) -> str | None:
             return archive.testzip()
     except (OSError, zipfile.BadZipFile, EOFError, ValueError):
         return None
-
-
-def _instead(path: Path) -> str:
-    """The way forward from a damaged checkpoint: the run's other one, where it has one."""
-    other = path.with_name(LAST if path.name == BEST else BEST)
-    if path.name in (BEST, LAST) and other.is_file():
-        return f"use the run's other checkpoint, {other}, instead"
-    return "use another checkpoint of the run (best.pt or last.pt), or train again"
-
-
-def _check_format(ckpt: dict, path: Path) -> None:
-    version = ckpt["format_version"]
-    if version == FORMAT_VERSION:
-        return
-    newer = isinstance(version, int) and version > FORMAT_VERSION
-    by = ckpt.get("versions", {}).get("charlm", "?") if isinstance(ckpt.get("versions"),
-                                                                   dict) else "?"
-    raise CheckpointError(f"{path} has checkpoint format {version}; this charlm ({__version__}) "
-                          f"reads format {FORMAT_VERSION}" + (
-                              f": it was written by a newer charlm"
-                              f"{f' ({by})' if by != __version__ else ''}; upgrade charlm to "
-                              f"use it" if newer else ""))
-
-
-def _check_resumable(ckpt: dict, path: Path) -> None:
-    """The training state, optimizer and RNG entries a resume restores, in the shape it
-    expects."""
-    state = ckpt["state"]
-    extra = sorted(set(state) - set(STATE_KEYS + NEWER_STATE_KEYS)) if isinstance(state, dict) \
-        else []
-    lacking = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
-    rng = ckpt["rng"]
-    problems = ([f"its state lacks {', '.join(lacking)}"] if lacking else []) + (
-        [f"its state has unknown fields {', '.join(extra)}"] if extra else []) + (
-        ["its optimizer entry is not an optimizer state"] if not isinstance(
-            ckpt["optimizer"], dict) or {"state", "param_groups"} - set(ckpt["optimizer"])
-        else []) + (
-        ["its rng entry lacks the python or torch state"] if not isinstance(rng, dict) or
-        {"python", "torch"} - set(rng) else [])
-    if not problems:
-        problems = _counter_problems(state) + _rng_problems(rng) + _hidden_problems(ckpt)
-    if problems:
-        raise CheckpointError(f"{path} cannot be resumed: {'; '.join(problems)}; start a new "
-                              f"run from its weights with --init-from instead")
-
-
-def _counter_problems(state: dict) -> list[str]:
-    """Counters a resume cannot start from (negative, or not whole numbers)."""
-    bad = [k for k in ("step", "epoch", "chunk", "nonfinite_steps")
-           if isinstance(state[k], bool) or not isinstance(state[k], int) or state[k] < 0]
-    return [f"its state has invalid {', '.join(f'{k}={state[k]!r}' for k in bad)}"] if bad \
-        else []
-
-
-def _rng_problems(rng: dict) -> list[str]:
-    """Restore the RNG states into scratch generators: what ``restore_rng`` would reject."""
-    try:
-        version, internal, gauss = rng["python"]
-        random.Random().setstate((version, tuple(internal), gauss))
-        torch.Generator().set_state(rng["torch"])
-    except (TypeError, ValueError, RuntimeError):
-        return ["its rng entry does not hold valid random-number-generator states"]
-    return []
-
-
-def _hidden_problems(ckpt: dict) -> list[str]:
-    """The carried state must be (L, B, H) tensors (an LSTM's pair) of the run's config."""
-    hidden = ckpt.get("hidden")
-    if hidden is None:
-        return []
-    try:
-        m, t = ckpt["config"]["model"], ckpt["config"]["train"]
-        want = (int(m["num_layers"]), int(t["batch_size"]), int(m["hidden_size"]))
-    except (KeyError, TypeError, ValueError):
-        return []  # the config check names what is wrong with the config
-    parts = hidden if isinstance(hidden, (tuple, list)) else (hidden,)
-    if all(isinstance(h, torch.Tensor) and tuple(h.shape) == want for h in parts):
-        return []
-    got = ", ".join(str(tuple(h.shape)) if isinstance(h, torch.Tensor) else type(h).__name__
-                    for h in parts)
-    return [f"its carried hidden state is {got}, not (num_layers, batch_size, hidden_size) "
-            f"= {want}"]
 
 
 def _reason(exc: Exception) -> str:

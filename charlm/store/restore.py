@@ -7,6 +7,7 @@ Shape legend: V vocab size, E embedding size, H hidden size, L layers.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
@@ -14,6 +15,7 @@ from charlm.config import RunConfig, from_dict
 from charlm.data.vocab import ByteVocab, Vocab, vocab_from_payload
 from charlm.errors import CharLMError, CheckpointError
 from charlm.models.lm import CharLM, create_model
+from charlm.store.entries import check_entries, instead
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +32,11 @@ def check_checkpoint(ckpt: dict, source: str = "checkpoint") -> tuple[RunConfig,
     Returns:
         ``(config, vocabulary)``.
     Raises:
-        CheckpointError: naming the config key, vocabulary problem, or the tensors that are
-            missing, unknown, misshapen or not finite.
+        CheckpointError: naming an entry of the wrong type
+            (:func:`~charlm.store.entries.check_entries`), the config key, vocabulary problem,
+            or the tensors that are missing, unknown, misshapen or not finite.
     """
-    if not isinstance(ckpt.get("config"), dict):
-        raise CheckpointError(f"{source} holds no config mapping (its config entry is a "
-                              f"{type(ckpt.get('config')).__name__}); it is not a charlm "
-                              f"checkpoint that can be used")
+    check_entries(ckpt, Path(source))  # cheap; a caller may pass a dict it built itself
     try:
         cfg = from_dict(ckpt["config"], source=f"{source} config")
     except CharLMError as exc:
@@ -44,17 +44,16 @@ def check_checkpoint(ckpt: dict, source: str = "checkpoint") -> tuple[RunConfig,
     try:
         vocab = vocab_from_payload(ckpt["vocab"])
     except ValueError as exc:
-        raise CheckpointError(f"{source} holds an invalid vocabulary: {exc}") from None
+        raise CheckpointError(f"{source} holds an invalid vocabulary (its vocab entry): "
+                              f"{exc}") from None
     weights = ckpt["model"]
-    if not isinstance(weights, dict) or not all(torch.is_tensor(t) for t in weights.values()):
-        raise CheckpointError(f"{source} holds no weights (its model entry is not a mapping of "
-                              f"tensors); it is not a charlm checkpoint that can be used")
     bad = [name for name, t in weights.items()
            if t.is_floating_point() and not torch.isfinite(t).all()]
     if bad:
         raise CheckpointError(f"{source} holds non-finite weights (NaN or inf) in "
                               f"{', '.join(bad[:5])}; it cannot be used: take an earlier "
                               f"checkpoint of the run (best.pt or last.pt)")
+    _check_vocab_rows(weights, vocab, source)
     with torch.device("meta"):
         shapes = {k: v.shape for k, v in create_model(cfg.model, vocab.size).state_dict().items()}
     _check_weights(shapes, weights, cfg, source)
@@ -93,3 +92,14 @@ def _check_weights(want: dict[str, torch.Size], weights: dict, cfg: RunConfig, s
         [f"has misshapen {', '.join(shapes[:3])}"] if shapes else [])
     raise CheckpointError(f"{source} does not hold the weights of {what}: it "
                           f"{'; it '.join(parts)}")
+
+
+def _check_vocab_rows(weights: dict, vocab: Vocab | ByteVocab, source: str) -> None:
+    """The embedding has a row per character of the vocabulary: a vocab entry of another
+    size belongs to other weights (an edited file, or two files' entries mixed)."""
+    rows = weights.get("embedding.weight")
+    if isinstance(rows, torch.Tensor) and rows.dim() == 2 and rows.shape[0] != vocab.size:
+        raise CheckpointError(f"{source} cannot be used: its vocab entry holds {vocab.size} "
+                              f"characters but its model entry's embedding has {rows.shape[0]} "
+                              f"rows, so they do not belong together (the file was changed, "
+                              f"or not written by charlm); {instead(Path(source))}")

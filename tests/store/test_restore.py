@@ -38,8 +38,10 @@ def test_a_config_that_contradicts_its_weights_is_refused_before_the_model_is_bu
 
 
 @pytest.mark.parametrize("entry, value, message", [
-    ("model", [1, 2], "holds no weights (its model entry is not a mapping of tensors)"),
-    ("config", ["model"], "holds no config mapping (its config entry is a list)"),
+    ("model", [1, 2], "its model entry holds a list of 2 items, where charlm writes a mapping "
+                      "of parameter names to tensors"),
+    ("config", ["model"], "its config entry holds a list of 1 item"),
+    ("vocab", "abc", "its vocab entry holds 3 characters but its model entry's embedding has"),
 ])
 def test_entries_of_the_wrong_type_are_refused_in_one_line(trained, entry, value, message):
     _, _, run = trained
