@@ -19,7 +19,7 @@ from charlm.config import RunConfig, dump_yaml
 from charlm.data.corpus import Corpus
 from charlm.data.layout import TBPTTBatches
 from charlm.data.vocab import format_chars, vocab_from_payload
-from charlm.errors import Interrupted
+from charlm.errors import CheckpointError, Interrupted, shorten
 from charlm.metrics import nats_to_bits
 from charlm.models.growth import grow_vocab_rows
 from charlm.models.lm import create_model
@@ -179,8 +179,13 @@ def _restore(resume: dict, optimizer, device: torch.device, rows: tuple[int, int
              dist: Dist = SINGLE):
     """Optimizer state, TrainState, this rank's rows of the carried hidden state and its RNG
     states. A checkpoint written by a different number of processes resumes with rank 0's
-    RNG states (exact unless dropout is on, whose masks then differ)."""
-    optimizer.load_state_dict(resume["optimizer"])
+    RNG states (exact unless dropout is on, whose masks then differ).
+
+    Raises:
+        CheckpointError: if the optimizer entry does not fit the model (a group or a moment
+            of another size: the file was edited, or is another model's).
+    """
+    _load_optimizer(optimizer, resume["optimizer"])
     hidden = resume.get("hidden")
     if hidden is not None:
         hidden = map_hidden(hidden, lambda h: h[:, rows[0]:rows[1]].contiguous().to(device))
@@ -193,6 +198,26 @@ def _restore(resume: dict, optimizer, device: torch.device, rows: tuple[int, int
     return TrainState(**resume["state"]), hidden
 
 
+def _load_optimizer(optimizer, saved: dict) -> None:
+    """``optimizer.load_state_dict`` with its size checks made one line: torch raises a
+    ValueError for a group of another size and takes moments of another shape silently, to
+    fail at the first step."""
+    problem = None
+    try:
+        optimizer.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+        problem = shorten(str(exc), 120)
+    for p in (p for group in optimizer.param_groups for p in group["params"]):
+        for name, value in optimizer.state.get(p, {}).items() if problem is None else ():
+            if isinstance(value, torch.Tensor) and value.dim() and value.shape != p.shape:
+                problem = f"its {name} is {tuple(value.shape)} for a parameter of " \
+                          f"{tuple(p.shape)}"
+    if problem is not None:
+        raise CheckpointError(f"the checkpoint's optimizer entry does not fit this model "
+                              f"({problem}); start a new run from its weights with "
+                              f"--init-from instead")
+
+
 def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
            resumed: bool, device: torch.device, rows: tuple[int, int], dist: Dist,
            watch: EvalWatch) -> tuple[TrainState, FinalEval | None]:
@@ -200,13 +225,13 @@ def _train(cfg: RunConfig, corpus: Corpus, paths: RunPaths, start: dict | None,
     :func:`fit` under the signal handlers; then save ``last.pt`` and the hparams. Returns the
     state and the final evaluation (None when the run paused before its end)."""
     t = cfg.train
-    if dist.is_main:
-        _save_config(cfg, paths)
     logger.info("run %s: seed %d, device %s%s", paths.name, t.seed, device,
                 f", resuming at step {start['state']['step']}" if resumed else "")
     model, optimizer = _build(cfg, corpus.vocab, start, device, dist)
     state, hidden = (_restore(start, optimizer, device, rows, dist) if resumed
                      else (TrainState(), None))
+    if dist.is_main:  # once the checkpoint is known to resume: a refusal changes no file
+        _save_config(cfg, paths)
     batches = TBPTTBatches(corpus.splits["train"], t.batch_size, t.seq_len, device, rows)
     if resumed:
         _say_where_resume_goes(cfg, batches.num_chunks, state, optim_lr(optimizer), paths.name)

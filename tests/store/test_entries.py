@@ -1,8 +1,10 @@
 """Every top-level entry of a checkpoint, holding a value of the wrong type, is refused in one
 line by every command that reads it, naming the entry, and nothing on disk changes."""
 
+import copy
 import importlib.util
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,23 @@ def test_a_counter_of_the_wrong_type_is_refused_for_every_use(original, tmp_path
     torch.save(original | {"state": original["state"] | {field: value}}, tmp_path / "last.pt")
     with pytest.raises(CheckpointError, match=rf"its state entry holds a dict whose '{field}'"):
         load_checkpoint(tmp_path / "last.pt")
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda opt: opt["param_groups"][0]["params"].pop(), "does not fit this model"),
+    (lambda opt: opt["state"][0].update(exp_avg=torch.zeros(3, 3)),
+     "its exp_avg is (3, 3) for a parameter of"),
+])
+def test_an_optimizer_entry_that_does_not_fit_the_model_is_one_line(trained, original,
+                                                                     tmp_path, damage, words):
+    """Of the right type but the wrong size: torch raised a ValueError traceback, or took the
+    moment and failed at the first step."""
+    work, _, _ = trained
+    folder = tmp_path / "checkpoints" / "hurt"
+    shutil.copytree(trained[2], folder)
+    ckpt = copy.deepcopy(original)
+    damage(ckpt["optimizer"])
+    torch.save(ckpt, folder / "last.pt")
+    before = snapshot(folder)
+    one_line_error(run_cli("train", "--resume", folder, cwd=work), words, "--init-from")
+    assert snapshot(folder) == before
