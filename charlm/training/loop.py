@@ -68,6 +68,8 @@ class Hooks:
 
     on_log: Callable[[TrainState, dict], None] = _noop      # metrics: loss, lr, chars/s, ...
     on_eval: Callable[[TrainState], None] = _noop  # sets state.last_val_loss (nats/char)
+    # a point of the val curve only, at the steps of curve_due: scored and logged, nothing else
+    on_curve: Callable[[TrainState], None] = _noop
     on_checkpoint: Callable[[TrainState, Hidden | None], None] = _noop
     should_stop: Callable[[], bool] = lambda: False          # e.g. SIGINT received
     # an evaluation now, besides those of train.eval_interval (a tune trial's time points);
@@ -77,6 +79,17 @@ class Hooks:
     # its seconds estimated from the last evaluation's, kept free for it by a time budget
     on_final_eval: Callable[[TrainState], None] | None = None
     final_eval_s: Callable[[float], float] = lambda last_eval_s: last_eval_s
+
+
+def curve_due(step: int, eval_interval: int) -> bool:
+    """True at steps 0, 1, 2, 4, 8, ... below ``eval_interval``: the val curve's points
+    before the first periodic evaluation. They give the curve its start (the untrained
+    model's loss, about ln(vocab_size) nats, and the warm-up's slow first steps), so that it
+    begins, as it ends, with points close together: TensorBoard's "ignore outliers" (on by
+    default) leaves the smoothed curve's highest and lowest 5% of points out of its y range, and
+    a curve whose first point stands alone is drawn with that point, and so the end of its
+    smoothed line's range, cut off."""
+    return step < eval_interval and step & (step - 1) == 0
 
 
 def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
@@ -105,6 +118,8 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
     """
     loop = _Loop(model, optimizer, batches, state, hooks, train, optim, dist)
     with loop.bar, logging_redirect_tqdm(), loop.cpu_share():
+        if state.step == 0:
+            loop.evaluate(hooks.on_curve, periodic=False)  # the untrained model
         while not loop.budget_spent():
             if loop.paused():
                 return state, hidden
@@ -191,6 +206,8 @@ class _Loop:
         due = self.hooks.eval_due(self.state)  # asked at every step: it may keep count
         if due or step % t.eval_interval == 0 and not self.ends_here():
             self.evaluate()
+        elif curve_due(step, t.eval_interval) and not self.ends_here():
+            self.evaluate(self.hooks.on_curve, periodic=False)
         if saving:
             self.hooks.on_checkpoint(self.state, hidden)
 
@@ -226,9 +243,11 @@ class _Loop:
         self.hooks.on_log(self.state, metrics)
         self.bar.show(self.state, metrics)
 
-    def evaluate(self, hook: Callable[[TrainState], None] | None = None) -> None:
-        """Evaluate; a stop asked for meanwhile abandons it (the next checkpoint does not
-        need it), so that SIGTERM ends the run within a container's grace period."""
+    def evaluate(self, hook: Callable[[TrainState], None] | None = None,
+                 periodic: bool = True) -> None:
+        """Evaluate (``periodic``: an evaluation the state records, not a curve point); a
+        stop asked for meanwhile abandons it (the next checkpoint does not need it), so that
+        SIGTERM ends the run within a container's grace period."""
         began = time.perf_counter()
         try:
             (hook or self.hooks.on_eval)(self.state)
@@ -237,7 +256,8 @@ class _Loop:
                            self.state.step, exc)
             self.stop = True
             return
-        self.state.last_eval_step = self.state.step
+        if periodic:
+            self.state.last_eval_step = self.state.step
         took = time.perf_counter() - began
         self.reserve_s = self.hooks.final_eval_s(took)
         self.eval_s += took
