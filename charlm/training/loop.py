@@ -69,7 +69,7 @@ class Hooks:
     on_log: Callable[[TrainState, dict], None] = _noop      # metrics: loss, lr, chars/s, ...
     on_eval: Callable[[TrainState], None] = _noop  # sets state.last_val_loss (nats/char)
     # a point of the val curve only, at the steps of curve_due: scored and logged, nothing else
-    on_curve: Callable[[TrainState], None] = _noop
+    on_curve: Callable[[TrainState], None] | None = None
     on_checkpoint: Callable[[TrainState, Hidden | None], None] = _noop
     should_stop: Callable[[], bool] = lambda: False          # e.g. SIGINT received
     # an evaluation now, besides those of train.eval_interval (a tune trial's time points);
@@ -118,7 +118,7 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
     """
     loop = _Loop(model, optimizer, batches, state, hooks, train, optim, dist)
     with loop.bar, logging_redirect_tqdm(), loop.cpu_share():
-        if state.step == 0:
+        if state.step == 0 and hooks.on_curve is not None:
             loop.evaluate(hooks.on_curve, periodic=False)  # the untrained model
         while not loop.budget_spent():
             if loop.paused():
@@ -206,7 +206,8 @@ class _Loop:
         due = self.hooks.eval_due(self.state)  # asked at every step: it may keep count
         if due or step % t.eval_interval == 0 and not self.ends_here():
             self.evaluate()
-        elif curve_due(step, t.eval_interval) and not self.ends_here():
+        elif self.hooks.on_curve is not None and curve_due(step, t.eval_interval) and \
+                not self.ends_here():
             self.evaluate(self.hooks.on_curve, periodic=False)
         if saving:
             self.hooks.on_checkpoint(self.state, hidden)

@@ -129,7 +129,9 @@ class Reporter:
     def hooks(self, should_stop=lambda: False) -> Hooks:
         """The :class:`Hooks` that :func:`~charlm.training.fit` calls."""
         self.should_stop = should_stop  # asked between evaluation batches too
-        return Hooks(on_log=self.on_log, on_eval=self.on_eval, on_curve=self.on_curve,
+        # a watched run (a tune trial) evaluates at its watch's points only: no curve points
+        curve = self.on_curve if self.watch == EvalWatch() else None
+        return Hooks(on_log=self.on_log, on_eval=self.on_eval, on_curve=curve,
                      on_checkpoint=self.on_checkpoint, should_stop=should_stop,
                      eval_due=self.watch.eval_due, on_final_eval=self.on_final_eval,
                      final_eval_s=self.final_eval_s)
