@@ -81,14 +81,18 @@ class Hooks:
     final_eval_s: Callable[[float], float] = lambda last_eval_s: last_eval_s
 
 
+END_MARKS = (0.5, 0.75, 0.875, 0.9375)  # budget fractions whose first step gets a curve point
+
+
 def curve_due(step: int, eval_interval: int) -> bool:
     """True at steps 0, 1, 2, 4, 8, ... below ``eval_interval``: the val curve's points
-    before the first periodic evaluation. They give the curve its start (the untrained
-    model's loss, about ln(vocab_size) nats, and the warm-up's slow first steps), so that it
-    begins, as it ends, with points close together: TensorBoard's "ignore outliers" (on by
-    default) leaves the smoothed curve's highest and lowest 5% of points out of its y range, and
-    a curve whose first point stands alone is drawn with that point, and so the end of its
-    smoothed line's range, cut off."""
+    before its first periodic evaluation (the first steps past each of :data:`END_MARKS` get
+    one too). TensorBoard's "ignore outliers" (on by default) fits a chart's y axis to the
+    5th-95th percentile of the smoothed points (smoothing 0.6), so a curve whose first point
+    stands alone, far above the next, or whose smoothed end lags far above its last point, is
+    drawn cut; these points start it and end it with points close together: the untrained
+    model's loss (about ln(vocab_size) nats) and the warm-up's slow first steps, and the
+    schedule's slow last ones."""
     return step < eval_interval and step & (step - 1) == 0
 
 
@@ -144,6 +148,7 @@ class _Loop:
         self.stats = IntervalStats(device, eager=not skips_on_device(optimizer))
         self.start = time.perf_counter() - state.elapsed_s
         self.reserve_s, self.lr = 0.0, optim_lr(optimizer)  # reserve: last evaluation's time
+        self.end_marks, self.end_due = self.marks_passed(state.elapsed_s), False
         self.eval_s = 0.0  # seconds this call spent evaluating (time/eval_fraction)
         self.began = time.perf_counter()
         self.stop = False
@@ -166,8 +171,15 @@ class _Loop:
         elapsed, self.reserve_s, stop = self.dist.agree(
             time.perf_counter() - self.start, self.reserve_s, float(self.hooks.should_stop()))
         self.state.elapsed_s, self.stop = elapsed, bool(stop)
+        passed = self.marks_passed(elapsed)  # on the agreed clock: alike on every rank
+        self.end_due, self.end_marks = passed > self.end_marks, passed
         return self.state.early_stopped or self.budget.done(self.state.step,
                                                             elapsed + self.reserve_s)
+
+    def marks_passed(self, elapsed_s: float) -> int:
+        """How many of :data:`END_MARKS` the schedule has passed."""
+        where = self.budget.progress(self.state.step, elapsed_s + self.reserve_s)
+        return sum(where >= mark for mark in END_MARKS)
 
     def paused(self) -> bool:
         """A signal arrived (on any rank), or ``train.stop_at_step`` is reached."""
@@ -206,18 +218,21 @@ class _Loop:
         due = self.hooks.eval_due(self.state)  # asked at every step: it may keep count
         if due or step % t.eval_interval == 0 and not self.ends_here():
             self.evaluate()
-        elif self.hooks.on_curve is not None and curve_due(step, t.eval_interval) and \
-                not self.ends_here():
+        elif self.hooks.on_curve is not None and (curve_due(step, t.eval_interval) or
+                                                  self.end_due) and not self.last_step():
             self.evaluate(self.hooks.on_curve, periodic=False)
         if saving:
             self.hooks.on_checkpoint(self.state, hidden)
+
+    def last_step(self) -> bool:
+        """True when the budget is spent at this step: the run's last evaluation follows."""
+        return self.budget.done(self.state.step, self.state.elapsed_s + self.reserve_s)
 
     def ends_here(self) -> bool:
         """True when the run ends at this step with a final evaluation of its own, which
         makes the interval's evaluation redundant (and would give TensorBoard two points at
         one step)."""
-        return self.hooks.on_final_eval is not None and self.budget.done(
-            self.state.step, self.state.elapsed_s + self.reserve_s)
+        return self.hooks.on_final_eval is not None and self.last_step()
 
     def finish(self) -> None:
         """The last log and evaluation of a run whose budget is spent."""
