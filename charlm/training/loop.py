@@ -149,6 +149,7 @@ class _Loop:
         self.start = time.perf_counter() - state.elapsed_s
         self.reserve_s, self.lr = 0.0, optim_lr(optimizer)  # reserve: last evaluation's time
         self.end_marks, self.end_due = self.marks_passed(state.elapsed_s), False
+        self.point_step = -1  # step of the last val point (an evaluation or a curve point)
         self.eval_s = 0.0  # seconds this call spent evaluating (time/eval_fraction)
         self.began = time.perf_counter()
         self.stop = False
@@ -172,7 +173,9 @@ class _Loop:
             time.perf_counter() - self.start, self.reserve_s, float(self.hooks.should_stop()))
         self.state.elapsed_s, self.stop = elapsed, bool(stop)
         passed = self.marks_passed(elapsed)  # on the agreed clock: alike on every rank
-        self.end_due, self.end_marks = passed > self.end_marks, passed
+        # a mark passed during an evaluation at this step is its point already
+        self.end_due = passed > self.end_marks and self.point_step != self.state.step
+        self.end_marks = passed
         return self.state.early_stopped or self.budget.done(self.state.step,
                                                             elapsed + self.reserve_s)
 
@@ -274,6 +277,7 @@ class _Loop:
             return
         if periodic:
             self.state.last_eval_step = self.state.step
+        self.point_step = self.state.step
         took = time.perf_counter() - began
         self.reserve_s = self.hooks.final_eval_s(took)
         self.eval_s += took

@@ -10,10 +10,11 @@ groups them by the text before the first ``/`` and opens the first two groups, `
 ``loss``, which hold ``bpc/val`` and ``loss/val`` alone:
 
 * ``bpc/val`` ``loss/val`` (nats/char): the untrained model's figure at step 0, points at
-  steps 1, 2, 4, 8, ... below ``train.eval_interval`` (:func:`~charlm.training.loop.curve_due`),
-  then one every ``train.eval_interval`` steps, each over about ``train.eval_max_chars`` val
-  characters spread over the split, and the last one, at the final step, over the whole val
-  split; so that TensorBoard's "ignore outliers" keeps every point on the chart;
+  steps 1, 2, 4, 8, ... below ``train.eval_interval`` and past 1/2, 3/4, 7/8 and 15/16 of
+  the budget (:func:`~charlm.training.loop.curve_due`), one every ``train.eval_interval``
+  steps, each over about ``train.eval_max_chars`` val characters spread over the split, and
+  the last one, at the final step, over the whole val split; so that TensorBoard's "ignore
+  outliers" keeps every point on the chart;
 * ``lr``;
 * ``run/parameters`` ``run/steps`` ``run/wall_s`` ``run/chars_per_s`` at the end (the HPARAMS
   table's metrics, with ``val/best_loss`` and ``val/best_bpc``);
