@@ -21,7 +21,8 @@ groups them by the text before the first ``/`` and opens the first two groups, `
 * ``sample/text``: a sample at each evaluation, from the same prime and seed every time;
 * ``time/eval_fraction`` (share of the run spent evaluating), ``time/step_ms``;
 * ``train/loss`` (nats/char) ``train/bpc`` ``train/grad_norm`` (pre-clip)
-  ``train/chars_per_s`` ``train/nonfinite_steps``, and ``train/grad/...`` every ``train.log_gradflow_interval`` steps;
+  ``train/chars_per_s`` ``train/nonfinite_steps``, and ``train/grad/...`` every
+  ``train.log_gradflow_interval`` steps;
 * ``val/best_loss`` ``val/best_bpc`` ``val/elapsed_s`` ``val/stalled`` (text), and
   ``val/gates/...`` (gate saturation) at each evaluation.
 
