@@ -14,7 +14,7 @@ groups them by the text before the first ``/`` and opens the first two groups, `
   the budget (:func:`~charlm.training.loop.curve_due`), one every ``train.eval_interval``
   steps, each over about ``train.eval_max_chars`` val characters spread over the split, and
   the last one, at the final step, over the whole val split; so that TensorBoard's "ignore
-  outliers" keeps every point on the chart;
+  outliers" keeps every point on the chart (of a run long enough to leave its steep fall);
 * ``lr``;
 * ``run/parameters`` ``run/steps`` ``run/wall_s`` ``run/chars_per_s`` at the end (the HPARAMS
   table's metrics, with ``val/best_loss`` and ``val/best_bpc``);
