@@ -41,7 +41,7 @@ def losses(run_dir: Path) -> list[tuple[int, float]]:
 
     events = EventAccumulator(str(run_dir))
     events.Reload()
-    return [(e.step, e.value) for e in events.Scalars("loss/train")]
+    return [(e.step, e.value) for e in events.Scalars("train/loss")]
 
 
 def killed_run(args, work: Path, rng: random.Random) -> None:

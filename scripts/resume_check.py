@@ -63,7 +63,7 @@ def losses(run_dir: Path) -> list[tuple[int, float]]:
 
     events = EventAccumulator(str(run_dir))
     events.Reload()
-    return [(e.step, e.value) for e in events.Scalars("loss/train")]
+    return [(e.step, e.value) for e in events.Scalars("train/loss")]
 
 
 def compare(work: Path, cell: str) -> dict:

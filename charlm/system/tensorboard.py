@@ -161,8 +161,8 @@ def log_layout(writer) -> None:
     """The CUSTOM SCALARS tab: train and val on one chart for loss and bpc, and the learning
     rate beside the gradient norm."""
     writer.add_custom_scalars({"charlm": {
-        "loss: train and val (nats)": ["Multiline", ["loss/train", "loss/val"]],
-        "bpc: train and val": ["Multiline", ["bpc/train", "bpc/val"]],
+        "loss: train and val (nats)": ["Multiline", ["train/loss", "loss/val"]],
+        "bpc: train and val": ["Multiline", ["train/bpc", "bpc/val"]],
         "lr and grad norm": ["Multiline", ["lr", "train/grad_norm"]],
         "time: step ms and share evaluating": ["Multiline", ["time/step_ms",
                                                              "time/eval_fraction"]]}})

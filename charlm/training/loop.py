@@ -68,6 +68,8 @@ class Hooks:
 
     on_log: Callable[[TrainState, dict], None] = _noop      # metrics: loss, lr, chars/s, ...
     on_eval: Callable[[TrainState], None] = _noop  # sets state.last_val_loss (nats/char)
+    # a point of the val curve only, at the steps of curve_due: scored and logged, nothing else
+    on_curve: Callable[[TrainState], None] | None = None
     on_checkpoint: Callable[[TrainState, Hidden | None], None] = _noop
     should_stop: Callable[[], bool] = lambda: False          # e.g. SIGINT received
     # an evaluation now, besides those of train.eval_interval (a tune trial's time points);
@@ -77,6 +79,21 @@ class Hooks:
     # its seconds estimated from the last evaluation's, kept free for it by a time budget
     on_final_eval: Callable[[TrainState], None] | None = None
     final_eval_s: Callable[[float], float] = lambda last_eval_s: last_eval_s
+
+
+END_MARKS = (0.5, 0.75, 0.875, 0.9375)  # budget fractions whose first step gets a curve point
+
+
+def curve_due(step: int, eval_interval: int) -> bool:
+    """True at steps 0, 1, 2, 4, 8, ... below ``eval_interval``: the val curve's points
+    before its first periodic evaluation (the first steps past each of :data:`END_MARKS` get
+    one too). TensorBoard's "ignore outliers" (on by default) fits a chart's y axis to the
+    5th-95th percentile of the smoothed points (smoothing 0.6), so a curve whose first point
+    stands alone, far above the next, or whose smoothed end lags far above its last point, is
+    drawn cut; these points start it and end it with points close together: the untrained
+    model's loss (about ln(vocab_size) nats) and the warm-up's slow first steps, and the
+    schedule's slow last ones."""
+    return step < eval_interval and step & (step - 1) == 0
 
 
 def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
@@ -105,6 +122,8 @@ def fit(model: CharLM, optimizer: torch.optim.Optimizer, batches: TBPTTBatches,
     """
     loop = _Loop(model, optimizer, batches, state, hooks, train, optim, dist)
     with loop.bar, logging_redirect_tqdm(), loop.cpu_share():
+        if state.step == 0 and hooks.on_curve is not None:
+            loop.evaluate(hooks.on_curve, periodic=False)  # the untrained model
         while not loop.budget_spent():
             if loop.paused():
                 return state, hidden
@@ -129,6 +148,8 @@ class _Loop:
         self.stats = IntervalStats(device, eager=not skips_on_device(optimizer))
         self.start = time.perf_counter() - state.elapsed_s
         self.reserve_s, self.lr = 0.0, optim_lr(optimizer)  # reserve: last evaluation's time
+        self.end_marks, self.end_due = self.marks_passed(state.elapsed_s), False
+        self.point_step = -1  # step of the last val point (an evaluation or a curve point)
         self.eval_s = 0.0  # seconds this call spent evaluating (time/eval_fraction)
         self.began = time.perf_counter()
         self.stop = False
@@ -151,8 +172,17 @@ class _Loop:
         elapsed, self.reserve_s, stop = self.dist.agree(
             time.perf_counter() - self.start, self.reserve_s, float(self.hooks.should_stop()))
         self.state.elapsed_s, self.stop = elapsed, bool(stop)
+        passed = self.marks_passed(elapsed)  # on the agreed clock: alike on every rank
+        # a mark passed during an evaluation at this step is its point already
+        self.end_due = passed > self.end_marks and self.point_step != self.state.step
+        self.end_marks = passed
         return self.state.early_stopped or self.budget.done(self.state.step,
                                                             elapsed + self.reserve_s)
+
+    def marks_passed(self, elapsed_s: float) -> int:
+        """How many of :data:`END_MARKS` the schedule has passed."""
+        where = self.budget.progress(self.state.step, elapsed_s + self.reserve_s)
+        return sum(where >= mark for mark in END_MARKS)
 
     def paused(self) -> bool:
         """A signal arrived (on any rank), or ``train.stop_at_step`` is reached."""
@@ -191,15 +221,21 @@ class _Loop:
         due = self.hooks.eval_due(self.state)  # asked at every step: it may keep count
         if due or step % t.eval_interval == 0 and not self.ends_here():
             self.evaluate()
+        elif self.hooks.on_curve is not None and (curve_due(step, t.eval_interval) or
+                                                  self.end_due) and not self.last_step():
+            self.evaluate(self.hooks.on_curve, periodic=False)
         if saving:
             self.hooks.on_checkpoint(self.state, hidden)
+
+    def last_step(self) -> bool:
+        """True when the budget is spent at this step: the run's last evaluation follows."""
+        return self.budget.done(self.state.step, self.state.elapsed_s + self.reserve_s)
 
     def ends_here(self) -> bool:
         """True when the run ends at this step with a final evaluation of its own, which
         makes the interval's evaluation redundant (and would give TensorBoard two points at
         one step)."""
-        return self.hooks.on_final_eval is not None and self.budget.done(
-            self.state.step, self.state.elapsed_s + self.reserve_s)
+        return self.hooks.on_final_eval is not None and self.last_step()
 
     def finish(self) -> None:
         """The last log and evaluation of a run whose budget is spent."""
@@ -226,9 +262,11 @@ class _Loop:
         self.hooks.on_log(self.state, metrics)
         self.bar.show(self.state, metrics)
 
-    def evaluate(self, hook: Callable[[TrainState], None] | None = None) -> None:
-        """Evaluate; a stop asked for meanwhile abandons it (the next checkpoint does not
-        need it), so that SIGTERM ends the run within a container's grace period."""
+    def evaluate(self, hook: Callable[[TrainState], None] | None = None,
+                 periodic: bool = True) -> None:
+        """Evaluate (``periodic``: an evaluation the state records, not a curve point); a
+        stop asked for meanwhile abandons it (the next checkpoint does not need it), so that
+        SIGTERM ends the run within a container's grace period."""
         began = time.perf_counter()
         try:
             (hook or self.hooks.on_eval)(self.state)
@@ -237,7 +275,9 @@ class _Loop:
                            self.state.step, exc)
             self.stop = True
             return
-        self.state.last_eval_step = self.state.step
+        if periodic:
+            self.state.last_eval_step = self.state.step
+        self.point_step = self.state.step
         took = time.perf_counter() - began
         self.reserve_s = self.hooks.final_eval_s(took)
         self.eval_s += took

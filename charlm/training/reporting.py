@@ -5,18 +5,24 @@ scalars and samples, periodic evaluation, gate and gradient diagnostics, and che
 calls. Every rank calls every hook (evaluation and checkpoints hold collectives); only rank 0,
 which alone has a ``writer``, writes anything.
 
-TensorBoard tags, named so that a run opens on its loss (groups sort alphabetically):
+TensorBoard tags, named so that a run opens on its val curve: Time Series sorts the tags,
+groups them by the text before the first ``/`` and opens the first two groups, ``bpc`` and
+``loss``, which hold ``bpc/val`` and ``loss/val`` alone:
 
-* ``loss/train`` ``loss/val`` (nats/char), ``bpc/train`` ``bpc/val``, ``lr``; a val point
-  every ``train.eval_interval`` steps over about ``train.eval_max_chars`` val characters spread
-  over the split,
-  and the last one, at the final step, over the whole val split;
+* ``bpc/val`` ``loss/val`` (nats/char): the untrained model's figure at step 0, points at
+  steps 1, 2, 4, 8, ... below ``train.eval_interval`` and past 1/2, 3/4, 7/8 and 15/16 of
+  the budget (:func:`~charlm.training.loop.curve_due`), one every ``train.eval_interval``
+  steps, each over about ``train.eval_max_chars`` val characters spread over the split, and
+  the last one, at the final step, over the whole val split; so that TensorBoard's "ignore
+  outliers" keeps every point on the chart (of a run long enough to leave its steep fall);
+* ``lr``;
 * ``run/parameters`` ``run/steps`` ``run/wall_s`` ``run/chars_per_s`` at the end (the HPARAMS
   table's metrics, with ``val/best_loss`` and ``val/best_bpc``);
 * ``sample/text``: a sample at each evaluation, from the same prime and seed every time;
 * ``time/eval_fraction`` (share of the run spent evaluating), ``time/step_ms``;
-* ``train/grad_norm`` (pre-clip) ``train/chars_per_s`` ``train/nonfinite_steps``, and
-  ``train/grad/...`` every ``train.log_gradflow_interval`` steps;
+* ``train/loss`` (nats/char) ``train/bpc`` ``train/grad_norm`` (pre-clip)
+  ``train/chars_per_s`` ``train/nonfinite_steps``, and ``train/grad/...`` every
+  ``train.log_gradflow_interval`` steps;
 * ``val/best_loss`` ``val/best_bpc`` ``val/elapsed_s`` ``val/stalled`` (text), and
   ``val/gates/...`` (gate saturation) at each evaluation.
 
@@ -125,7 +131,9 @@ class Reporter:
     def hooks(self, should_stop=lambda: False) -> Hooks:
         """The :class:`Hooks` that :func:`~charlm.training.fit` calls."""
         self.should_stop = should_stop  # asked between evaluation batches too
-        return Hooks(on_log=self.on_log, on_eval=self.on_eval,
+        # a watched run (a tune trial) evaluates at its watch's points only: no curve points
+        curve = self.on_curve if self.watch == EvalWatch() else None
+        return Hooks(on_log=self.on_log, on_eval=self.on_eval, on_curve=curve,
                      on_checkpoint=self.on_checkpoint, should_stop=should_stop,
                      eval_due=self.watch.eval_due, on_final_eval=self.on_final_eval,
                      final_eval_s=self.final_eval_s)
@@ -135,8 +143,8 @@ class Reporter:
         if not self.dist.is_main:
             return
         w, step = self.writer, state.step
-        w.add_scalar("loss/train", m["loss"], step)
-        w.add_scalar("bpc/train", nats_to_bits(m["loss"]), step)
+        w.add_scalar("train/loss", m["loss"], step)
+        w.add_scalar("train/bpc", nats_to_bits(m["loss"]), step)
         w.add_scalar("lr", m["lr"], step)
         for key in ("grad_norm", "chars_per_s", "nonfinite_steps"):
             w.add_scalar(f"train/{key}", m[key], step)
@@ -147,14 +155,31 @@ class Reporter:
             self.gradflow_step = state.step
             self.log_gradients(m["grad_norms"], state.step)
 
+    def score_sample(self) -> tuple[float, int]:
+        """The periodic evaluations' figure: ``(loss_nats, chars)`` over about
+        ``train.eval_max_chars`` val characters spread over the split (sets :attr:`score_s`)."""
+        t, began = self.cfg.train, time.perf_counter()
+        stop = None if self.dist.enabled else self.should_stop
+        scored = evaluate(self.model, self.splits["val"], t.eval_batch_size, t.seq_len,
+                          t.eval_max_chars, dist=self.dist, stop=stop)
+        self.score_s = time.perf_counter() - began
+        return scored
+
+    def on_curve(self, state: TrainState) -> None:
+        """A point of the val curve only (:func:`~charlm.training.loop.curve_due`): the
+        periodic evaluations' figure, written to ``loss/val`` and ``bpc/val``; best.pt, the
+        patience count and the watch see the periodic evaluations alone."""
+        loss, n = self.score_sample()
+        if self.dist.is_main:
+            logger.debug("step %d: val curve point %.4f nats over %d", state.step, loss, n)
+            self.writer.add_scalar("loss/val", loss, state.step)
+            self.writer.add_scalar("bpc/val", nats_to_bits(loss), state.step)
+
     def on_eval(self, state: TrainState) -> None:
         """Score the val split (sets ``state.last_val_loss``), keep the best weights, and
         write the val scalars, gate statistics and a sample; the watch may stop the run."""
-        t, began = self.cfg.train, time.perf_counter()
-        stop = None if self.dist.enabled else self.should_stop
-        loss, n = evaluate(self.model, self.splits["val"], t.eval_batch_size, t.seq_len,
-                           t.eval_max_chars, dist=self.dist, stop=stop)
-        self.score_s = time.perf_counter() - began
+        t = self.cfg.train
+        loss, n = self.score_sample()
         best = loss < state.best_val_loss
         state.last_val_loss, state.best_val_loss = loss, min(loss, state.best_val_loss)
         state.best_step = state.step if best else state.best_step
@@ -179,8 +204,7 @@ class Reporter:
         ``best.pt``, and over the whole val split, as ``charlm eval`` scores it."""
         t, val = self.cfg.train, self.splits["val"]
         stop = None if self.dist.enabled else self.should_stop
-        sample, sample_n = evaluate(self.model, val, t.eval_batch_size, t.seq_len,
-                                    t.eval_max_chars, dist=self.dist, stop=stop)
+        sample, sample_n = self.score_sample()
         loss, n = (sample, sample_n) if sample_n == len(val) - 1 else evaluate(
             self.model, val, t.eval_batch_size, t.seq_len, None, dist=self.dist, stop=stop)
         if sample < state.best_val_loss or state.best_step < 0:  # the final weights are best

@@ -292,14 +292,14 @@ def _save_config(cfg: RunConfig, paths: RunPaths) -> None:
 
 def _after_fit(reporter: Reporter, state: TrainState, hidden, signum: int, paths: RunPaths,
                dist: Dist, chars: int) -> None:
-    """Save ``last.pt`` (not twice for a stop right after a save), then stop on a signal or
-    write the run's hparams.
+    """Save ``last.pt`` (not twice for a stop right after a save; step 0 has none, a stop
+    during the untrained model's val point), then stop on a signal or write the run's hparams.
 
     Raises:
         Interrupted: after a signal, with the command that continues the run.
     """
     cfg = reporter.cfg
-    if not signum or state.step % cfg.train.checkpoint_interval:
+    if not signum or state.step % cfg.train.checkpoint_interval or state.step == 0:
         reporter.on_checkpoint(state, hidden)
     if signum:
         how = "torchrun ... -m charlm" if dist.enabled else "charlm"

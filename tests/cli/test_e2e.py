@@ -6,7 +6,7 @@ import json
 import pytest
 from helpers import CONFIGS, charlm
 
-TAGS = {"loss/train", "bpc/train", "loss/val", "bpc/val", "lr", "train/grad_norm",
+TAGS = {"train/loss", "train/bpc", "loss/val", "bpc/val", "lr", "train/grad_norm",
         "train/chars_per_s"}
 
 
@@ -37,4 +37,4 @@ def test_train_sample_eval_and_tensorboard(tmp_path, corpus_file):
     events.Reload()
     assert TAGS <= set(events.Tags()["scalars"])
     assert "sample/text/text_summary" in events.Tags()["tensors"]
-    assert events.Scalars("loss/train")[-1].step == 60
+    assert events.Scalars("train/loss")[-1].step == 60

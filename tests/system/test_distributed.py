@@ -50,8 +50,8 @@ def test_two_processes_match_one(tmp_path, corpus):
     assert a["hidden"][0].shape == b["hidden"][0].shape  # the whole (L, B, H) state is saved
     torch.testing.assert_close(a["hidden"][0], b["hidden"][0], atol=1e-5, rtol=0)
     assert a["state"]["last_val_loss"] == pytest.approx(b["state"]["last_val_loss"], abs=1e-5)
-    losses_two = [v for _, v in scalars(tmp_path / "runs" / "two", "loss/train")]
-    losses_one = [v for _, v in scalars(tmp_path / "runs" / "one", "loss/train")]
+    losses_two = [v for _, v in scalars(tmp_path / "runs" / "two", "train/loss")]
+    losses_one = [v for _, v in scalars(tmp_path / "runs" / "one", "train/loss")]
     assert len(losses_two) == 30 and losses_two == pytest.approx(losses_one, abs=1e-5)
     # rank 0 alone reports and writes
     assert two.stdout.count("done: run two") == 1
@@ -69,8 +69,8 @@ def test_resume_under_ddp_is_exact(tmp_path, corpus):
     assert a["state"]["step"] == b["state"]["step"] == 30
     for key in b["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
-    cut = [v for _, v in scalars(tmp_path / "runs" / "cut", "loss/train")]
-    straight = [v for _, v in scalars(tmp_path / "runs" / "straight", "loss/train")]
+    cut = [v for _, v in scalars(tmp_path / "runs" / "cut", "train/loss")]
+    straight = [v for _, v in scalars(tmp_path / "runs" / "straight", "train/loss")]
     assert cut == straight
 
 

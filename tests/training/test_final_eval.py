@@ -55,7 +55,9 @@ def test_tensorboard_val_curve_has_every_evaluation_and_ends_on_the_whole_split(
     run_ok(*TRAIN, *ARGS, "--run-name", "w", cwd=work)
     points = scalars(work / "runs" / "w", "loss/val")
     steps = [step for step, _ in points]
-    assert steps == [10, 20, 30, 40]  # one point a step: the last is the whole split's
+    # curve points at steps 0, 1, 2, 4, 8 and past 7/8 and 15/16 of the 40 steps; one a step:
+    # the last is the whole split's
+    assert steps == [0, 1, 2, 4, 8, 10, 20, 30, 36, 39, 40]
     whole, _ = _eval_loss(work, "checkpoints/w/last.pt")
     assert points[-1][1] == pytest.approx(whole, abs=1e-5)
     assert scalars(work / "runs" / "w", "bpc/val")[-1][0] == 40

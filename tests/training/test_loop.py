@@ -9,7 +9,7 @@ from charlm.config import build_config
 from charlm.data.layout import IGNORE, TBPTTBatches
 from charlm.evaluation.loss import loss_fn
 from charlm.models.lm import CharLM
-from charlm.training.loop import Hooks, TrainState, fit
+from charlm.training.loop import Hooks, TrainState, curve_due, fit
 from charlm.training.step import make_optimizer
 
 
@@ -28,6 +28,22 @@ def test_fit_wraps_epochs_and_resets_state():
     assert (state.step, state.epoch, state.chunk) == (7, 1, 3)  # 4 chunks per epoch
     assert saved == [3, 6] and logged and math.isfinite(logged[-1]["loss"])
     assert hidden.shape == (1, 2, 8)
+
+
+def test_val_curve_points_start_the_run_and_leave_the_evaluations_alone():
+    cfg = build_config(sets=["train.max_steps=12", "train.max_time=null", "train.batch_size=2",
+                             "train.seq_len=5", "train.eval_interval=5",
+                             "train.checkpoint_interval=100", "train.progress=false"])
+    ids = np.random.default_rng(0).integers(0, 10, 41).astype(np.uint8)
+    model = CharLM(10, "rnn", 4, 8, 1)
+    curve, evals = [], []
+    hooks = Hooks(on_curve=lambda s: curve.append(s.step),
+                  on_eval=lambda s: evals.append(s.step))
+    state, _ = fit(model, make_optimizer(model, cfg.optim), TBPTTBatches(ids, 2, 5),
+                   TrainState(), hooks, cfg.train, cfg.optim)
+    assert curve == [0, 1, 2, 4, 7] and evals == [5, 10, 12]  # 7: past half of the budget
+    assert state.last_eval_step == 12
+    assert [s for s in range(300) if curve_due(s, 150)] == [0, 1, 2, 4, 8, 16, 32, 64, 128]
 
 
 def test_every_training_target_is_used_each_epoch():

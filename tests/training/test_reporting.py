@@ -1,11 +1,13 @@
 """What TensorBoard shows after a run, read back from the event files: train and val on one
 chart, an HParams table that opens on what tells runs apart, the embedding in the Projector,
-samples that keep their layout, and tags that sort loss first."""
+samples that keep their layout, and a first Time Series screen that shows the whole val
+curve."""
 
 import os
 
 import pytest
-from helpers import TINY, TRAIN, run_ok
+from helpers import TINY, TRAIN, run_ok, scalars
+from tensorboard_screen import first_cards, served, y_range
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -34,8 +36,8 @@ def test_train_and_val_share_one_chart(events):
     layout = layout_pb2.Layout()
     layout.ParseFromString(found.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
     charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
-    assert charts["loss: train and val (nats)"] == ["loss/train", "loss/val"]
-    assert charts["bpc: train and val"] == ["bpc/train", "bpc/val"]
+    assert charts["loss: train and val (nats)"] == ["train/loss", "loss/val"]
+    assert charts["bpc: train and val"] == ["train/bpc", "bpc/val"]
     assert charts["lr and grad norm"] == ["lr", "train/grad_norm"]
     tags = set(found.Tags()["scalars"])
     assert all(tag in tags for chart in charts.values() for tag in chart)
@@ -47,6 +49,29 @@ def test_loss_bpc_and_lr_sort_before_the_diagnostics(events):
     assert groups[:3] == ["bpc", "loss", "lr"]
     assert "val/gates/layer0_f_left" in found.Tags()["scalars"]  # diagnostics come after
     assert not [g for g in groups if g in ("gates", "grad", "hparam")]
+
+
+def test_the_issues_val_curve_loses_its_final_point_to_ignore_outliers():
+    """Issue 22's six val points (a 150-s Quick start run, every 150 steps): the card's y range
+    leaves out the first point and the final one."""
+    values = [2.149, 1.785, 1.649, 1.561, 1.517, 1.492]
+    assert y_range(values) == pytest.approx((1.55, 1.95))
+
+
+def test_first_tensorboard_screen_is_the_whole_val_curve(trained):
+    """Time Series' first screen, with TensorBoard's defaults (tests/tensorboard_screen.py
+    holds the frontend's rules): the val curve's cards alone, and every val point, the first
+    and the final one included, inside the y range the card draws."""
+    work, corpus, _ = trained
+    run_ok("train", *TINY, "--data", corpus, "--run-name", "screen", "--max-steps", 200,
+           "--set", "train.eval_interval=25", cwd=work)
+    found = EventAccumulator(str(work / "runs" / "screen"))
+    found.Reload()
+    assert first_cards(found.Tags()["scalars"]) == ["bpc/val", "loss/val"]
+    for tag in ("bpc/val", "loss/val"):
+        values = served(scalars(work / "runs" / "screen", tag))
+        low, high = y_range(values)
+        assert [v for v in values if not low <= v <= high] == [], (tag, low, high, values)
 
 
 def test_hparams_open_on_what_tells_runs_apart_and_hold_no_paths(events):

@@ -48,7 +48,7 @@ def straight(request, workdir, corpus):
     run_ok("train", *ARGS, "--cell", cell, "--data", corpus, "--run-name", f"straight-{cell}",
            cwd=workdir)
     return cell, workdir / "checkpoints" / f"straight-{cell}" / "last.pt", \
-        scalars(workdir / "runs" / f"straight-{cell}", "loss/train")
+        scalars(workdir / "runs" / f"straight-{cell}", "train/loss")
 
 
 def wait_for(path, proc, timeout_s=60.0):
@@ -76,7 +76,7 @@ def assert_same_run(straight, run, workdir):
     assert b["state"]["step"] == a["state"]["step"] == STEPS
     for key, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][key]), key
-    resumed = scalars(workdir / "runs" / run, "loss/train")
+    resumed = scalars(workdir / "runs" / run, "train/loss")
     assert [s for s, _ in resumed] == list(range(1, STEPS + 1))
     assert resumed == losses
 

@@ -51,12 +51,16 @@ def test_a_stop_during_an_evaluation_ends_it_between_batches_and_saves(tmp_path,
     import charlm.training.reporting as reporting
     from charlm.store.checkpoint import load_checkpoint
 
-    real, batches = reporting.evaluate, []
+    real, batches, calls = reporting.evaluate, [], []
 
     def evaluate_then_signal(model, *args, stop=None, **kw):
+        calls.append(1)
+        if len(calls) <= 6:  # the val curve's points at steps 0, 1, 2, 4, 8, 16
+            return real(model, *args, stop=stop, **kw)
+
         def counted_stop():
             batches.append(1)
-            if len(batches) == 3:  # SIGTERM arrives before the third batch
+            if len(batches) == 3:  # SIGTERM arrives before the step-20 evaluation's third batch
                 os.kill(os.getpid(), signal.SIGTERM)
             return stop()
         return real(model, *args, stop=counted_stop, **kw)
@@ -70,3 +74,28 @@ def test_a_stop_during_an_evaluation_ends_it_between_batches_and_saves(tmp_path,
     assert len(batches) == 3  # the third batch was not scored: the evaluation ended there
     last = load_checkpoint(tmp_path / "checkpoints" / "r" / "last.pt")
     assert last["state"]["step"] == 20 and last["state"]["last_eval_step"] != 20
+
+
+def test_a_stop_during_the_untrained_models_val_point_saves_step_0(tmp_path, stdlib_text,
+                                                                    monkeypatch):
+    """The val curve's first point scores the untrained model before step 1; a SIGTERM then
+    used to save nothing while saying it saved last.pt (step 0 counted as just saved)."""
+    import os
+    import signal
+
+    import charlm.training.reporting as reporting
+    from charlm.store.checkpoint import load_checkpoint
+
+    real = reporting.evaluate
+
+    def evaluate_then_signal(model, *args, stop=None, **kw):
+        def signalled():
+            os.kill(os.getpid(), signal.SIGTERM)
+            return stop()
+        return real(model, *args, stop=signalled, **kw)
+
+    monkeypatch.setattr(reporting, "evaluate", evaluate_then_signal)
+    (tmp_path / "c.txt").write_text(stdlib_text[:100_000], encoding="utf-8")
+    result = run_cli(*TRAIN, "--data", "c.txt", "--run-name", "r", cwd=tmp_path)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert load_checkpoint(tmp_path / "checkpoints" / "r" / "last.pt")["state"]["step"] == 0
