@@ -103,3 +103,18 @@ def test_scoring_memory_does_not_grow_with_the_text(trained):
     peak = {name: peak_memory_kib("score", run, "--text", name, cwd=work)
             for name in ("small.txt", "large.txt")}
     assert peak["large.txt"] - peak["small.txt"] < 48 * 1024, peak
+
+
+@pytest.mark.slow
+def test_a_closed_standard_input_is_a_one_line_error(trained):
+    """`charlm score CKPT --text - <&-` (stdin closed, as under some daemons and cron jobs):
+    Python sets sys.stdin to None, and reading it raised AttributeError with a traceback."""
+    import subprocess
+    import sys
+
+    work, _, run = trained
+    proc = subprocess.run([sys.executable, "-m", "charlm", "score", run, "--text", "-"],
+                          cwd=work, capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: __import__("os").close(0))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: ")
