@@ -45,7 +45,8 @@ def score(checkpoint, checkpoint_dir, device, text_file, per_char, encoding, as_
     path, _, model, vocab, cfg, dev = open_model(checkpoint, checkpoint_dir, device)
     source = None if text_file == "-" else Path(text_file)
     pieces = (torch.from_numpy(ids).to(dev) for ids in text_ids(
-        source, vocab, encoding or cfg.data.encoding, cfg.data.errors, f"--text {text_file}"))
+        source, vocab, encoding or cfg.data.encoding, cfg.data.errors, f"--text {text_file}",
+        replace=None))  # U+FFFD is no character a model saw: no way to replace
     first = next(pieces, None)
     if first is None:
         raise DataError(f"--text {text_file} is empty; give a file with text to score")

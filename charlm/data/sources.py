@@ -80,24 +80,31 @@ def _decoder(encoding: str, errors: str):
         raise DataError(f"unknown text encoding '{encoding}' (data.encoding)") from None
 
 
-def _decode_error(exc: UnicodeDecodeError, name: str, offset: int) -> DataError:
+REPLACE_HINT = "--set data.errors=replace"  # how a training user substitutes U+FFFD
+
+
+def _decode_error(exc: UnicodeDecodeError, name: str, offset: int, replace: str | None
+                  ) -> DataError:
     """The user-facing message for bytes that ``exc.encoding`` cannot decode."""
+    substitute = f", or pass {replace} to substitute U+FFFD" if replace else ""
     return DataError(f"{name} is not valid {exc.encoding}: byte 0x{exc.object[exc.start]:02x} "
                      f"at byte offset {offset}; if the file uses another encoding pass "
-                     f"--encoding NAME (data.encoding), or set data.errors=replace to "
-                     f"substitute U+FFFD")
+                     f"--encoding NAME (data.encoding){substitute}")
 
 
 def iter_decoded(chunks: Iterable[bytes], name: str, encoding: str = "utf-8",
-                 errors: str = "strict") -> Iterator[str]:
+                 errors: str = "strict", replace: str | None = REPLACE_HINT) -> Iterator[str]:
     """Decode a byte stream piece by piece under the text policy (module doc).
 
     A multi-byte character or a CRLF pair split between two chunks is handled as if the
     stream were one piece, so the result never depends on the chunk size.
 
+    Args:
+        replace: the option that sets ``errors="replace"`` in the command that reads (None:
+            the command has none).
     Raises:
         DataError: as :func:`check_head`, or for undecodable bytes (naming the file, the byte
-            offset and the byte value).
+            offset and the byte value), or a codec's own refusal of the stream.
     """
     decoder, offset, carry_cr, first = _decoder(encoding, errors), 0, False, True
     for raw in itertools.chain(chunks, [None]):
@@ -108,7 +115,11 @@ def iter_decoded(chunks: Iterable[bytes], name: str, encoding: str = "utf-8",
         try:
             text = decoder.decode(raw or b"", final=raw is None)
         except UnicodeDecodeError as exc:
-            raise _decode_error(exc, name, offset - pending + exc.start) from None
+            raise _decode_error(exc, name, offset - pending + exc.start, replace) from None
+        except UnicodeError as exc:  # a codec's own check (UTF-16 without its BOM)
+            raise DataError(f"{name} cannot be read as {encoding}: {str(exc)[:100]}; "
+                            f"pass --encoding with the file's encoding (data.encoding)"
+                            ) from None
         offset += len(raw or b"")
         text = ("\r" if carry_cr else "") + text
         carry_cr = raw is not None and text.endswith("\r")  # may pair with a next "\n"
@@ -130,6 +141,8 @@ def file_chunks(path: Path | None, chunk_bytes: int = CHUNK_BYTES, name: str | N
         DataError: if the file cannot be read (naming ``name``, by default the path).
     """
     name = name or ("standard input" if path is None else str(path))
+    if path is None and sys.stdin is None:  # fd 0 closed (`<&-`, some daemons)
+        raise DataError(f"cannot read {name}: standard input is closed; give a file instead")
     try:
         with (contextlib.nullcontext(sys.stdin.buffer) if path is None
               else path.open("rb")) as fh:
@@ -140,7 +153,8 @@ def file_chunks(path: Path | None, chunk_bytes: int = CHUNK_BYTES, name: str | N
 
 
 def text_ids(path: Path | None, vocab, encoding: str = "utf-8", errors: str = "strict",
-             name: str | None = None, chunk_bytes: int = 1 << 20) -> Iterator[np.ndarray]:
+             name: str | None = None, chunk_bytes: int = 1 << 20,
+             replace: str | None = REPLACE_HINT) -> Iterator[np.ndarray]:
     """The ids of a text file (None: standard input) piece by piece, read as the model's
     corpus was (:func:`iter_decoded`; a byte model reads the raw bytes): memory does not
     grow with the text, so a pipe that never ends is read in constant memory.
@@ -161,7 +175,8 @@ def text_ids(path: Path | None, vocab, encoding: str = "utf-8", errors: str = "s
         return
 
     def pieces():
-        return iter_decoded(file_chunks(path, chunk_bytes, name), name, encoding, errors)
+        return iter_decoded(file_chunks(path, chunk_bytes, name), name, encoding, errors,
+                            replace)
     if path is not None and path.is_file():
         unknown = sorted({c for text in pieces() for c in vocab.unknown(text)})
         _refuse_unknown(unknown, name, "")

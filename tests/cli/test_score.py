@@ -4,7 +4,7 @@ import json
 import math
 
 import pytest
-from helpers import peak_memory_kib, run_cli, run_ok
+from helpers import one_line_error, peak_memory_kib, run_cli, run_ok
 
 
 def test_summary_and_per_char_table_agree(trained, tmp_path):
@@ -118,3 +118,19 @@ def test_a_closed_standard_input_is_a_one_line_error(trained):
                           preexec_fn=lambda: __import__("os").close(0))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: ")
+
+
+def test_undecodable_text_is_one_line_naming_the_scores_own_options(trained, tmp_path):
+    """score has no --set (and U+FFFD is no character a model saw): its decode error names
+    --encoding alone; a codec's own refusal (UTF-16 without a byte-order mark) was a
+    UnicodeError traceback."""
+    work, _, run = trained
+    (tmp_path / "bad.txt").write_bytes(b"def f():\n    return 1 \xff\n")
+    proc = run_cli("score", run, "--text", tmp_path / "bad.txt", cwd=work)
+    one_line_error(proc, "is not valid utf-8: byte 0xff", "pass --encoding NAME")
+    assert "data.errors" not in proc.stderr
+    (tmp_path / "t16.txt").write_bytes("def f():\n".encode("utf-16-le"))
+    one_line_error(run_cli("score", run, "--text", tmp_path / "t16.txt", "--encoding",
+                           "utf-16", cwd=work),
+                   "cannot be read as utf-16: UTF-16 stream does not start with BOM",
+                   "--encoding")
