@@ -68,6 +68,9 @@ logger = logging.getLogger(__name__)
 FLOW_KS = (0, 1, 5, 10, 25, 50, 100, 150, 200)  # grad/flow_k... tags logged in training
 
 
+EARLY_SHARE = 4  # the early val curve points score 1/4 of train.eval_max_chars
+
+
 @dataclass(frozen=True)
 class EvalWatch:
     """Someone outside a run who watches its evaluations: a tune trial, which reports each
@@ -155,21 +158,27 @@ class Reporter:
             self.gradflow_step = state.step
             self.log_gradients(m["grad_norms"], state.step)
 
-    def score_sample(self) -> tuple[float, int]:
+    def score_sample(self, share: int = 1) -> tuple[float, int]:
         """The periodic evaluations' figure: ``(loss_nats, chars)`` over about
-        ``train.eval_max_chars`` val characters spread over the split (sets :attr:`score_s`)."""
+        ``train.eval_max_chars`` val characters spread over the split (sets :attr:`score_s`),
+        or over ``1 / share`` of them."""
         t, began = self.cfg.train, time.perf_counter()
         stop = None if self.dist.enabled else self.should_stop
         scored = evaluate(self.model, self.splits["val"], t.eval_batch_size, t.seq_len,
-                          t.eval_max_chars, dist=self.dist, stop=stop)
-        self.score_s = time.perf_counter() - began
+                          t.eval_max_chars and max(t.eval_max_chars // share, 1),
+                          dist=self.dist, stop=stop)
+        if share == 1:  # the estimate of the final evaluation's time reads whole samples only
+            self.score_s = time.perf_counter() - began
         return scored
 
     def on_curve(self, state: TrainState) -> None:
         """A point of the val curve only (:func:`~charlm.training.loop.curve_due`): the
         periodic evaluations' figure, written to ``loss/val`` and ``bpc/val``; best.pt, the
-        patience count and the watch see the periodic evaluations alone."""
-        loss, n = self.score_sample()
+        patience count and the watch see the periodic evaluations alone. The points before
+        the first periodic one, while the loss falls by tenths of a nat, score a quarter of the
+        sample: they only shape the curve's start, and cost a quarter as much."""
+        early = state.step < self.cfg.train.eval_interval
+        loss, n = self.score_sample(EARLY_SHARE if early else 1)
         if self.dist.is_main:
             logger.debug("step %d: val curve point %.4f nats over %d", state.step, loss, n)
             self.writer.add_scalar("loss/val", loss, state.step)
