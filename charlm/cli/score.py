@@ -3,6 +3,7 @@ character (no training code)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from pathlib import Path
@@ -38,6 +39,7 @@ def score(checkpoint, checkpoint_dir, device, text_file, per_char, encoding, as_
     from charlm.data.sources import text_ids
     from charlm.errors import DataError, OptionError
     from charlm.metrics import bits_unit, loss_unit, nats_to_bits, perplexity
+    from charlm.models.lm import READ_CHUNK
     from charlm.system.memory import allocation_guard
 
     if per_char and as_json:
@@ -51,12 +53,11 @@ def score(checkpoint, checkpoint_dir, device, text_file, per_char, encoding, as_
     if first is None:
         raise DataError(f"--text {text_file} is empty; give a file with text to score")
     unit = vocab.unit
-    with allocation_guard("scoring", f"--text {text_file} in 2048-{unit} chunks, hidden_size "
-                          f"{cfg.model.hidden_size}", "free memory, or score on another "
-                          "device with --device"), \
-            text_out(output if per_char else None) as out:
-        nats_sum, count = score_pieces(model, vocab, itertools.chain([first], pieces),
-                                       out if per_char else None)
+    with allocation_guard("scoring", f"--text {text_file} in {READ_CHUNK}-{unit} chunks, "
+                          f"hidden_size {cfg.model.hidden_size}", "free memory, or score on "
+                          "another device with --device"), \
+            (text_out(output) if per_char else contextlib.nullcontext()) as table:
+        nats_sum, count = score_pieces(model, vocab, itertools.chain([first], pieces), table)
     loss = nats_sum / count
     result = {"checkpoint": str(path), "text": text_file, "chars": count, "unit": unit,
               "loss_nats": loss, "bpc": nats_to_bits(loss), "perplexity": perplexity(loss)}

@@ -19,7 +19,7 @@ from charlm.data.layout import TBPTTBatches
 from charlm.errors import DataError
 from charlm.evaluation.loss import loss_fn
 from charlm.metrics import unit_noun
-from charlm.models.lm import CharLM, eval_mode
+from charlm.models.lm import READ_CHUNK, CharLM, eval_mode
 from charlm.models.state import Hidden, map_hidden
 from charlm.system.distributed import SINGLE, Dist
 
@@ -142,8 +142,8 @@ def _warm_state(model: CharLM, batches: TBPTTBatches, warmup: int) -> Hidden | N
     return map_hidden(hidden, lambda h: torch.cat([torch.zeros_like(h[:, :1]), h[:, 1:]], 1))
 
 
-def surprisal(model: CharLM, ids: torch.Tensor, context: torch.Tensor, chunk: int = 2048
-              ) -> torch.Tensor:
+def surprisal(model: CharLM, ids: torch.Tensor, context: torch.Tensor,
+              chunk: int = READ_CHUNK) -> torch.Tensor:
     """Each character's surprisal ``-ln p(x_t | context, x_<t)``, read as one stream
     (:func:`surprisals` over one piece).
 
@@ -158,7 +158,7 @@ def surprisal(model: CharLM, ids: torch.Tensor, context: torch.Tensor, chunk: in
 
 
 def surprisals(model: CharLM, pieces: Iterable[torch.Tensor], context: torch.Tensor,
-               chunk: int = 2048) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+               chunk: int = READ_CHUNK) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Each character's surprisal ``-ln p(x_t | context, x_<t)`` of a text that comes in
     pieces, the state carried across them: memory is bounded by ``chunk``, however long the
     text (a 1 GB file is scored in what one chunk needs).

@@ -202,16 +202,16 @@ def _load_optimizer(optimizer, saved: dict) -> None:
     """``optimizer.load_state_dict`` with its size checks made one line: torch raises a
     ValueError for a group of another size and takes moments of another shape silently, to
     fail at the first step."""
-    problem = None
     try:
         optimizer.load_state_dict(saved)
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         problem = shorten(str(exc), 120)
-    for p in (p for group in optimizer.param_groups for p in group["params"]):
-        for name, value in optimizer.state.get(p, {}).items() if problem is None else ():
-            if isinstance(value, torch.Tensor) and value.dim() and value.shape != p.shape:
-                problem = f"its {name} is {tuple(value.shape)} for a parameter of " \
-                          f"{tuple(p.shape)}"
+    else:
+        problem = next((f"its {name} is {tuple(value.shape)} for a parameter of "
+                        f"{tuple(p.shape)}"
+                        for p, moments in optimizer.state.items() for name, value in
+                        moments.items() if isinstance(value, torch.Tensor) and value.dim()
+                        and value.shape != p.shape), None)
     if problem is not None:
         raise CheckpointError(f"the checkpoint's optimizer entry does not fit this model "
                               f"({problem}); start a new run from its weights with "
